@@ -1,0 +1,184 @@
+"""Evaluation protocols: which utterances train, which validate, which test.
+
+Every protocol yields ``Fold`` objects holding row positions into the manifest. The
+validation part is always carved out of the training part, never out of the test part:
+early stopping and checkpoint selection see only training speakers / utterances.
+
+- ``paper``: what the architecture's paper did (see ``PAPER_PROTOCOL``): a random stratified
+  80/20 hold-out (speakers shared by both sides), leave-one-speaker-out, or the corpus'
+  official split (a ``split`` column, e.g. StyleTalk's train/eval).
+- ``speaker``: speaker-independent hold-out: about 20 % of the speakers are test speakers.
+- ``loso``: leave-one-speaker-out over all speakers (IEMOCAP: leave-one-session-out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import (
+    LeaveOneGroupOut,
+    ShuffleSplit,
+    StratifiedGroupKFold,
+    StratifiedShuffleSplit,
+)
+
+from .errors import ConfigError, DataError
+
+PROTOCOLS = ("paper", "speaker", "loso")
+
+# What each paper evaluated with. "official" falls back to "random" when the corpus has no
+# split column.
+PAPER_PROTOCOL = {
+    "cldnn": "random",
+    "bigru_mha": "loso",
+    "strl_ser": "random",
+    "bilstm_att_mtl": "official",
+}
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Row positions (into the manifest) of one train / validation / test partition."""
+
+    name: str
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def sizes(self) -> dict:
+        return {"train": int(len(self.train)), "val": int(len(self.val)), "test": int(len(self.test))}
+
+
+def make_folds(manifest: pd.DataFrame, protocol: str, arch: str | None = None, seed: int = 0,
+               test_size: float = 0.2, val_size: float = 0.1) -> list[Fold]:
+    """All folds of ``protocol`` for this manifest (one fold for hold-out protocols)."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown --protocol '{protocol}'; choose one of: {', '.join(PROTOCOLS)}")
+    if len(manifest) < 4:
+        raise DataError(f"only {len(manifest)} utterances: too few to split into train, validation and test")
+    kind = resolve_protocol(manifest, protocol, arch)
+    if kind == "random":
+        folds = [random_holdout(manifest, seed, test_size, val_size)]
+    elif kind == "official":
+        folds = [official_split(manifest, seed, val_size)]
+    elif kind == "speaker":
+        folds = [speaker_holdout(manifest, seed, test_size, val_size)]
+    else:
+        folds = leave_one_group_out(manifest, seed, val_size)
+    for fold in folds:
+        check_fold(manifest, fold, speaker_independent=kind in ("speaker", "loso"))
+    return folds
+
+
+def resolve_protocol(manifest: pd.DataFrame, protocol: str, arch: str | None) -> str:
+    """The concrete splitting rule: random, official, speaker or loso."""
+    if protocol == "speaker":
+        return "speaker"
+    if protocol == "loso":
+        return "loso"
+    kind = PAPER_PROTOCOL.get(arch, "random")
+    has_official = "split" in manifest and manifest["split"].isin(["test"]).any()
+    if has_official:
+        # A corpus that ships its own split (StyleTalk, a csv with a split column) is
+        # evaluated on it under the paper protocol whatever the architecture.
+        return "official"
+    return "random" if kind == "official" else kind
+
+
+def random_holdout(manifest, seed, test_size, val_size) -> Fold:
+    """Stratified random hold-out of utterances (speakers appear on both sides)."""
+    positions = np.arange(len(manifest))
+    labels = manifest["label"].to_numpy()
+    train, test = _stratified_split(positions, labels, test_size, seed)
+    train, val = _stratified_split(train, labels[train], val_size, seed + 1)
+    return Fold("random", np.sort(train), np.sort(val), np.sort(test))
+
+
+def official_split(manifest, seed, val_size) -> Fold:
+    """The corpus' own split column; validation carved from 'train' unless a 'val' part exists."""
+    split = manifest["split"].astype(str).str.lower().to_numpy()
+    positions = np.arange(len(manifest))
+    test = positions[split == "test"]
+    val = positions[np.isin(split, ["val", "valid", "validation", "dev"])]
+    train = positions[split == "train"]
+    if len(train) == 0:
+        raise DataError("the corpus' split column has no 'train' rows")
+    if len(val) == 0:
+        labels = manifest["label"].to_numpy()
+        train, val = _stratified_split(train, labels[train], val_size, seed + 1)
+    return Fold("official", np.sort(train), np.sort(val), np.sort(test))
+
+
+def speaker_holdout(manifest, seed, test_size, val_size) -> Fold:
+    """About ``test_size`` of the speakers become test speakers; validation speakers are
+    drawn from the remaining ones, so all three parts are speaker-disjoint."""
+    groups = manifest["speaker"].astype(str).to_numpy()
+    if len(np.unique(groups)) < 3:
+        raise DataError("the speaker protocol needs at least 3 speakers (train, validation, test)")
+    positions = np.arange(len(manifest))
+    labels = manifest["label"].to_numpy()
+    train, test = _group_split(positions, labels, groups, test_size, seed)
+    train, val = _group_split(train, labels[train], groups[train], val_size, seed + 1)
+    return Fold(f"speaker-test-{'+'.join(sorted(set(groups[test])))}", np.sort(train), np.sort(val), np.sort(test))
+
+
+def leave_one_group_out(manifest, seed, val_size) -> list[Fold]:
+    """One fold per speaker (or per IEMOCAP session): that group is the test set."""
+    groups = _loso_groups(manifest)
+    if len(np.unique(groups)) < 3:
+        raise DataError("leave-one-speaker-out needs at least 3 speakers (train, validation, test)")
+    labels = manifest["label"].to_numpy()
+    folds = []
+    for train, test in LeaveOneGroupOut().split(labels, labels, groups):
+        train, val = _group_split(train, labels[train], groups[train], val_size, seed + 1)
+        folds.append(Fold(f"loso-{groups[test[0]]}", np.sort(train), np.sort(val), np.sort(test)))
+    return folds
+
+
+def _loso_groups(manifest) -> np.ndarray:
+    # IEMOCAP's convention is leave-one-session-out: both speakers of a session go together.
+    column = "session" if manifest["corpus"].eq("iemocap").all() and "session" in manifest else "speaker"
+    return manifest[column].astype(str).to_numpy()
+
+
+def _stratified_split(positions, labels, fraction, seed):
+    """Split positions into (kept, held) with ``fraction`` held, stratified when possible."""
+    n_held = max(1, int(round(fraction * len(positions))))
+    if n_held >= len(positions):
+        raise DataError(f"cannot hold out {fraction:.0%} of {len(positions)} utterances and keep any for training")
+    _, counts = np.unique(labels, return_counts=True)
+    # Stratification needs two examples of every class and room for each class on both sides.
+    can_stratify = counts.min() >= 2 and n_held >= len(counts) and len(positions) - n_held >= len(counts)
+    splitter = (StratifiedShuffleSplit if can_stratify else ShuffleSplit)(n_splits=1, test_size=n_held, random_state=seed)
+    kept, held = next(splitter.split(positions, labels))
+    return positions[kept], positions[held]
+
+
+def _group_split(positions, labels, groups, fraction, seed):
+    """Hold out whole groups (speakers), about ``fraction`` of them, class-balanced when possible."""
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise DataError("need at least two speakers to carve a speaker-disjoint part")
+    n_splits = int(min(n_groups, max(2, round(1 / fraction))))
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    kept, held = next(splitter.split(positions, labels, groups))
+    return positions[kept], positions[held]
+
+
+def check_fold(manifest: pd.DataFrame, fold: Fold, speaker_independent: bool) -> None:
+    """Refuse a fold that leaks: overlapping parts, or shared speakers when they must not be."""
+    parts = {"train": set(fold.train), "val": set(fold.val), "test": set(fold.test)}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        if parts[a] & parts[b]:
+            raise AssertionError(f"fold {fold.name}: {a} and {b} share utterances")
+    if not fold.train.size or not fold.val.size:
+        raise DataError(f"fold {fold.name}: empty training or validation part; the corpus is too small")
+    if speaker_independent:
+        speakers = manifest["speaker"].astype(str).to_numpy()
+        test_speakers = set(speakers[fold.test])
+        for part in ("train", "val"):
+            shared = test_speakers & set(speakers[getattr(fold, part)])
+            if shared:
+                raise AssertionError(f"fold {fold.name}: test speakers {sorted(shared)} also in {part}")

@@ -1,0 +1,100 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ser_keras.errors import ConfigError, DataError
+from ser_keras.splits import make_folds
+
+LABELS = ["neutral", "happy", "sad", "angry"]
+
+
+def fake_manifest(speakers=8, per_class=6, corpus="ravdess", split=None):
+    rows = []
+    for s in range(speakers):
+        for label in LABELS:
+            for k in range(per_class):
+                rows.append({"path": f"/x/{s}/{label}{k}.wav", "corpus": corpus, "label": label,
+                             "speaker": f"spk{s:02d}", "session": f"Session{s // 2 + 1}"})
+    frame = pd.DataFrame(rows)
+    if split is not None:
+        frame["split"] = split(frame)
+    return frame
+
+
+def speakers_of(manifest, positions):
+    return set(manifest["speaker"].iloc[positions])
+
+
+def assert_partition(manifest, fold):
+    everything = np.concatenate([fold.train, fold.val, fold.test])
+    assert len(everything) == len(set(everything)) == len(manifest)
+
+
+def test_speaker_protocol_never_shares_speakers():
+    m = fake_manifest()
+    (fold,) = make_folds(m, "speaker", seed=3)
+    assert_partition(m, fold)
+    test, train, val = (speakers_of(m, p) for p in (fold.test, fold.train, fold.val))
+    assert test and not test & train and not test & val and not val & train
+    assert 0.1 <= len(fold.test) / len(m) <= 0.3
+
+
+def test_loso_has_one_fold_per_speaker_and_no_leak():
+    m = fake_manifest(speakers=6)
+    folds = make_folds(m, "loso", seed=0)
+    assert len(folds) == 6
+    held = [speakers_of(m, f.test) for f in folds]
+    assert all(len(h) == 1 for h in held)
+    assert set().union(*held) == set(m["speaker"])
+    for fold in folds:
+        assert_partition(m, fold)
+        assert not speakers_of(m, fold.test) & (speakers_of(m, fold.train) | speakers_of(m, fold.val))
+        assert not speakers_of(m, fold.val) & speakers_of(m, fold.train)
+
+
+def test_iemocap_loso_leaves_out_whole_sessions():
+    m = fake_manifest(speakers=10, per_class=2, corpus="iemocap")
+    folds = make_folds(m, "loso")
+    assert len(folds) == 5
+    for fold in folds:
+        assert m["session"].iloc[fold.test].nunique() == 1
+        assert len(speakers_of(m, fold.test)) == 2
+
+
+def test_random_protocol_is_stratified_and_validation_comes_from_training():
+    m = fake_manifest(speakers=5, per_class=10)
+    (fold,) = make_folds(m, "paper", arch="cldnn", seed=1)
+    assert_partition(m, fold)
+    test_share = m["label"].iloc[fold.test].value_counts(normalize=True)
+    assert np.allclose(test_share.to_numpy(), 0.25, atol=0.02)
+    assert abs(len(fold.test) / len(m) - 0.2) < 0.01
+    assert set(fold.val).isdisjoint(fold.test)
+
+
+def test_bigru_paper_protocol_is_loso():
+    m = fake_manifest(speakers=4)
+    assert len(make_folds(m, "paper", arch="bigru_mha")) == 4
+
+
+def test_official_split_is_used_when_the_corpus_has_one():
+    m = fake_manifest(split=lambda f: np.where(f["speaker"].isin(["spk00", "spk01"]), "test", "train"))
+    (fold,) = make_folds(m, "paper", arch="bilstm_att_mtl")
+    assert speakers_of(m, fold.test) == {"spk00", "spk01"}
+    assert set(m["split"].iloc[fold.val]) == {"train"}
+
+
+def test_same_seed_same_folds_other_seed_other_folds():
+    m = fake_manifest()
+    a, b, c = (make_folds(m, "speaker", seed=s)[0] for s in (7, 7, 8))
+    assert np.array_equal(a.test, b.test) and np.array_equal(a.val, b.val)
+    assert not (np.array_equal(a.test, c.test) and np.array_equal(a.val, c.val))
+
+
+def test_bad_protocol_and_tiny_corpora_are_clear_errors():
+    m = fake_manifest()
+    with pytest.raises(ConfigError, match="--protocol"):
+        make_folds(m, "kfold")
+    with pytest.raises(DataError, match="at least 3 speakers"):
+        make_folds(fake_manifest(speakers=2), "speaker")
+    with pytest.raises(DataError, match="too few"):
+        make_folds(m.head(3), "paper")

@@ -1,0 +1,107 @@
+"""The data commands (synth, info, prepare) end to end, including bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from audio_fixtures import write_tone
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, env_cache):
+    env = {"SER_KERAS_CACHE": str(env_cache), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=300)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    # Progress bars may share stderr; the error itself is exactly one line.
+    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    """A tiny RAVDESS-layout folder with one good file per emotion and the usual bad ones."""
+    root = tmp_path_factory.mktemp("ravdess")
+    for i, code in enumerate(("01", "03", "04", "05")):
+        write_tone(root / "Actor_01" / f"03-01-{code}-01-01-01-01.wav", seconds=0.3, freq=150 + 40 * i)
+        write_tone(root / "Actor_02" / f"03-01-{code}-01-01-01-02.wav", seconds=0.3, sample_rate=96000, channels=2,
+                   freq=300 + 40 * i)
+    write_tone(root / "Actor_03" / "03-01-01-01-01-01-03.wav", seconds=0.3, fmt="AIFF")  # AIFF named .wav
+    (root / "Actor_03" / "03-01-03-01-01-01-03.wav").write_bytes(b"")                  # zero bytes
+    (root / "Actor_03" / "03-01-04-01-01-01-03.wav").write_text("this is not audio")   # text
+    good = (root / "Actor_01" / "03-01-01-01-01-01-01.wav").read_bytes()
+    (root / "Actor_03" / "03-01-05-01-01-01-03.wav").write_bytes(good[:1000])  # truncated: fewer samples than the header says
+    (root / "Actor_03" / "notes.txt").write_text("readme")
+    (root / "Actor_03" / "03-01-99.wav").write_bytes(good)                              # malformed name
+    return root
+
+
+def test_info_counts_and_lists_skips(small_corpus, tmp_path):
+    result = run_cli("info", "--dataset", "ravdess", "--data-dir", small_corpus, env_cache=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # 8 good files + the AIFF + the truncated WAV (libsndfile returns the samples present).
+    assert "utterances: 10" in out and "speakers: 3" in out
+    assert "skipped: 3" in out
+    for name in ("03-01-99.wav", "03-01-03-01-01-01-03.wav", "03-01-04-01-01-01-03.wav"):
+        assert name in out
+    assert "duplicates: 0" in out
+
+
+def test_prepare_skips_bad_files_and_keeps_the_rest(small_corpus, tmp_path):
+    result = run_cli("prepare", "--dataset", "ravdess", "--data-dir", small_corpus, env_cache=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "prepared 10 utterances at 16000 Hz" in result.stdout
+    assert "skipped: 3" in result.stdout and "empty file" in result.stdout
+    assert "Traceback" not in result.stderr
+    caches = list((tmp_path / "prepared").iterdir())
+    assert len(caches) == 1 and (caches[0] / "manifest.csv").exists()
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (("info", "--dataset", "ravdess", "--data-dir", "/nonexistent/ravdess"), ("does not exist",)),
+    (("info", "--dataset", "klingon", "--data-dir", "."), ("unknown --dataset", "ravdess")),
+    (("info", "--dataset", "ravdess"), ("--data-dir",)),
+    (("prepare", "--dataset", "emodb", "--arch", "cldnn", "--data-dir", "EMPTY"), ("empty",)),
+    (("prepare", "--dataset", "ravdess", "--data-dir", "JUNK"), ("no recognisable",)),
+    (("prepare", "--dataset", "ravdess", "--data-dir", "ALLBAD"), ("could be used",)),
+    (("train", "--arch", "resnet"), ("invalid choice",)),
+])
+def test_bad_input_is_one_clear_line(args, fragments, tmp_path):
+    (tmp_path / "EMPTY").mkdir()
+    (tmp_path / "JUNK").mkdir()
+    (tmp_path / "JUNK" / "hello.wav").write_text("x")
+    bad = tmp_path / "ALLBAD" / "Actor_01"
+    bad.mkdir(parents=True)
+    (bad / "03-01-01-01-01-01-01.wav").write_bytes(b"")
+    args = [str(tmp_path / a) if a in ("EMPTY", "JUNK", "ALLBAD") else a for a in args]
+    result = run_cli(*args, env_cache=tmp_path / "cache")
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "cache" / "prepared").exists() or not any((tmp_path / "cache" / "prepared").iterdir())
+
+
+def test_synth_then_info(tmp_path):
+    target = tmp_path / "synth"
+    result = run_cli("synth", "--to", target, "--speakers", "4", env_cache=tmp_path)
+    assert result.returncode == 0, result.stderr
+    info = run_cli("info", "--dataset", "synthetic", "--data-dir", target, env_cache=tmp_path)
+    assert "utterances: 128" in info.stdout and "speakers: 4" in info.stdout and "classes: 4" in info.stdout
+
+
+def test_real_ravdess_info(shared_ravdess, tmp_path):
+    result = run_cli("info", "--dataset", "ravdess", "--data-dir", shared_ravdess, env_cache=tmp_path)
+    out = result.stdout
+    assert "utterances: 1440" in out and "speakers: 24" in out and "classes: 8" in out
+    assert "duplicates: 1 group" in out and "03-01-03-01-02-01-07" in out and "03-01-03-01-02-02-07" in out
+    merged = run_cli("info", "--dataset", "ravdess", "--data-dir", shared_ravdess, "--merge", "calm_to_neutral",
+                     env_cache=tmp_path)
+    assert "classes: 7" in merged.stdout

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import uuid
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,7 @@ from .errors import AudioError, DataError
 
 SETTINGS_VERSION = "prepare-v1"
 IS10_SAMPLE_RATE = 16000
+PARALLEL_FROM = 64  # files; below this, decoding in-process is quicker than starting workers
 IS10_WINDOW_MS = 128   # STRL-SER's frame length ...
 IS10_HOP_MS = 32       # ... and shift; openSMILE's IS10 LLDs come every 10 ms
 IS10_LLD_DIM = 76
@@ -222,32 +226,59 @@ def _write_npy_from_raw(raw_path: Path, npy_path: Path, dtype, count: int) -> No
     raw_path.unlink()
 
 
+def decode_one(path, sample_rate: int, is10: bool):
+    """Decode one file and measure it -> dict of results, or (path, reason) when unusable."""
+    try:
+        x = audio.load_audio(path, sample_rate)
+    except AudioError as error:
+        return str(path), getattr(error, "reason", str(error))
+    rms_db, rate = speech_measures(x, sample_rate)
+    result = {"x": x, "active_rms_db": rms_db, "syllable_rate": rate}
+    if is10:
+        global _EXTRACTORS
+        _EXTRACTORS = _EXTRACTORS or is10_extractors()
+        result["lld"], result["func"] = is10_features(audio.resample(x, sample_rate, IS10_SAMPLE_RATE), _EXTRACTORS)
+    return result
+
+
+_EXTRACTORS = None  # openSMILE extractors, created once per worker process
+
+
+def _decoded(paths: list, sample_rate: int, is10: bool):
+    """Results of ``decode_one`` in order. openSMILE corrupts the heap when TensorFlow is loaded
+    in the same process, so IS10 (and any large corpus, for speed) runs in fresh worker processes."""
+    if not is10 and len(paths) < PARALLEL_FROM:
+        yield from (decode_one(p, sample_rate, is10) for p in paths)
+        return
+    workers = max(1, min(os.cpu_count() or 1, len(paths)))
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield from pool.map(decode_one, paths, repeat(sample_rate), repeat(is10), chunksize=4)
+
+
 def _build(tmp: Path, paths: list, sample_rate: int, is10: bool, progress: bool) -> tuple[list, list]:
     """Decode every file into ``tmp``; returns (kept rows, skipped (path, reason))."""
     kept, skipped, offsets, scales, lld_parts, lld_offsets, functionals = [], [], [0], [], [], [0], []
-    extractors = is10_extractors() if is10 else None
     bar = tqdm(total=len(paths), desc="prepare", unit="file", disable=not progress)
     with open(tmp / "waveforms.raw", "wb") as raw:
-        for row, path in enumerate(paths):
+        for row, (path, result) in enumerate(zip(paths, _decoded(paths, sample_rate, is10))):
             bar.update(1)
-            try:
-                x = audio.load_audio(path, sample_rate)
-            except AudioError as error:
-                skipped.append((str(path), getattr(error, "reason", str(error))))
+            if isinstance(result, tuple):
+                skipped.append(result)
                 bar.set_postfix(skipped=len(skipped))
                 continue
+            x = result["x"]
             q, scale = _quantise(x)
             raw.write(q.tobytes())
             offsets.append(offsets[-1] + q.size)
             scales.append(scale)
-            rms_db, rate = speech_measures(x, sample_rate)
             kept.append({"source_row": row, "path": str(path), "n_samples": int(x.size),
-                         "duration": x.size / sample_rate, "active_rms_db": rms_db, "syllable_rate": rate})
+                         "duration": x.size / sample_rate, "active_rms_db": result["active_rms_db"],
+                         "syllable_rate": result["syllable_rate"]})
             if is10:
-                lld, func = is10_features(audio.resample(x, sample_rate, IS10_SAMPLE_RATE), extractors)
-                lld_parts.append(lld)
-                lld_offsets.append(lld_offsets[-1] + len(lld))
-                functionals.append(func)
+                lld_parts.append(result["lld"])
+                lld_offsets.append(lld_offsets[-1] + len(result["lld"]))
+                functionals.append(result["func"])
     bar.close()
     _write_npy_from_raw(tmp / "waveforms.raw", tmp / "waveforms.npy", np.int16, offsets[-1])
     np.save(tmp / "offsets.npy", np.asarray(offsets, dtype=np.int64))

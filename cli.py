@@ -10,9 +10,9 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
 
-from ser_keras.errors import SERError  # noqa: E402
+from ser_keras.errors import ConfigError, SERError  # noqa: E402
 
 ARCH_CHOICES = ("cldnn", "bigru_mha", "strl_ser", "bilstm_att_mtl")
 
@@ -76,6 +76,26 @@ def cmd_train(args):
     print(f"run directory: {run_dir}")
 
 
+def cmd_evaluate(args):
+    from ser_keras.evaluation import evaluate_run
+    from ser_keras.metrics import format_metrics
+
+    if args.data_dir and not args.dataset:
+        raise ConfigError("--data-dir needs --dataset (which corpus layout to read)")
+    metrics, out = evaluate_run(args.run_dir, dataset=args.dataset, data_dir=args.data_dir)
+    print(format_metrics(metrics))
+    print(f"evaluation written to {out}")
+
+
+def cmd_cv(args):
+    from ser_keras.evaluation import format_fold_table, run_cv
+
+    table, out = run_cv(resolved_config(args), runs_dir=args.runs_dir, verbose=args.verbose)
+    print(table.to_string(float_format=lambda v: f"{100 * v:.2f}"))
+    print(format_fold_table(table))
+    print(f"cross-validation summary: {out}")
+
+
 def cmd_summary(args):
     from ser_keras.models import summary_text
 
@@ -127,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p)
     p.set_defaults(func=cmd_train)
 
+    p = commands.add_parser("evaluate", help="re-score a trained run (its test part, or another corpus)")
+    p.add_argument("run_dir")
+    p.add_argument("--dataset", help="evaluate on this corpus instead (labels mapped onto the model's classes)")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("cv", help="train and test every fold of a protocol; mean ± std table")
+    run_options(p)
+    p.set_defaults(func=cmd_cv)
+
     p = commands.add_parser("summary", help="print a model's Keras summary and parameter count")
     p.add_argument("--arch", choices=ARCH_CHOICES, required=True)
     p.add_argument("--dataset", default="ravdess")
@@ -142,7 +172,8 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted; nothing half-written was kept", file=sys.stderr)
+        print("error: interrupted; nothing half-written was kept (run the same train command again to resume)",
+              file=sys.stderr)
         return 130
     return 0
 

@@ -89,13 +89,11 @@ ARCH_PRESETS = {
     "bigru_mha": {
         "features": {"frontend": "log_power", "sample_rate": 16000},
         "train": {"epochs": 80, "batch_size": 32, "learning_rate": 1e-4, "patience": 20, "monitor": "val_loss"},
-        "model": {"heads": 8, "dropout": 0.2},
     },
     "strl_ser": {
         "features": {"frontend": "is10", "sample_rate": 16000, "segment_seconds": 1.4, "segment_hop_seconds": 0.7},
         "train": {"epochs": 150, "batch_size": 128, "learning_rate": 1e-3, "schedule": "exponential",
                   "decay_rate": 0.95, "patience": 30, "monitor": "val_loss"},
-        "model": {"heads": 8},
     },
     "bilstm_att_mtl": {
         "features": {"frontend": "mtl", "sample_rate": 22050, "augment": True},
@@ -108,9 +106,9 @@ ARCH_PRESETS = {
 # presets for the synthetic demo corpus so the quickstart finishes in minutes on a CPU).
 DATASET_PRESETS = {
     ("cldnn", "iemocap"): {"features": {"frontend": "cldnn_frames"}},
-    ("bigru_mha", "iemocap"): {"train": {"epochs": 100, "learning_rate": 1e-5}, "model": {"heads": 16, "dropout": 0.3}},
-    ("strl_ser", "iemocap"): {"features": {"segment_seconds": 2.0, "segment_hop_seconds": 1.0},
-                              "model": {"kernel_d": 5}},
+    # Model hyperparameters per corpus (heads, kernels) live in models/specs.default_hparams.
+    ("bigru_mha", "iemocap"): {"train": {"epochs": 100, "learning_rate": 1e-5}},
+    ("strl_ser", "iemocap"): {"features": {"segment_seconds": 2.0, "segment_hop_seconds": 1.0}},
     ("cldnn", "synthetic"): {"features": {"clip_seconds": 3.0}, "train": {"epochs": 12, "patience": 5}},
     ("bigru_mha", "synthetic"): {"train": {"epochs": 15, "learning_rate": 1e-3, "patience": 5}},
     ("strl_ser", "synthetic"): {"train": {"epochs": 25, "batch_size": 32, "patience": 8}},

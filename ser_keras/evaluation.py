@@ -118,3 +118,91 @@ def format_fold_table(df: pd.DataFrame) -> str:
         spread = "n/a" if np.isnan(std) else f"{std:.2f}"
         lines.append(f"{FOLD_TABLE_LABELS[key]:<{width}}  {mean:6.2f} ± {spread}")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- runners
+
+def load_run(run_dir):
+    """(config, class names, Keras model) of a finished run directory, or RunDirError."""
+    import json
+    from pathlib import Path
+
+    from .config import RunConfig
+    from .errors import RunDirError
+
+    run_dir = Path(run_dir)
+    needed = [run_dir / n for n in ("config.json", "classes.json", "model.keras")]
+    missing = [p.name for p in needed if not p.exists()]
+    if missing:
+        raise RunDirError(f"'{run_dir}' is not a finished run directory (missing {', '.join(missing)})")
+    import keras
+
+    from . import frontends, metrics  # noqa: F401  (register custom objects)
+    from .models import layers  # noqa: F401
+
+    config = RunConfig.from_dict(json.loads(needed[0].read_text()))
+    classes = json.loads(needed[1].read_text())
+    model = keras.saving.load_model(needed[2], safe_mode=True)
+    return config, classes, model
+
+
+def evaluate_run(run_dir, dataset=None, data_dir=None, progress=True) -> tuple[dict, "Path"]:
+    """Re-score a trained run: on its own test part, or on a whole other corpus whose labels
+    are mapped onto the model's classes (cross-corpus evaluation; other labels are dropped)."""
+    import time
+    from pathlib import Path
+
+    from . import reports
+    from .metrics import compute_metrics
+    from .training import load_data, make_datasets, make_targets, predict_part, cross_corpus_data
+
+    config, classes, model = load_run(run_dir)
+    if dataset is None:
+        data = load_data(config, progress=progress)
+        data.class_names = classes
+        fold = data.folds[config.data.fold]
+        name = "test"
+    else:
+        data, fold, dropped = cross_corpus_data(config, classes, dataset, data_dir, progress)
+        name = dataset
+    targets = make_targets(config, data, fold)
+    datasets, owners = make_datasets(config, data, fold, targets, config.data.seed, parts=("test",))
+    probs, _, _ = predict_part(model, config, datasets["test"], owners and owners["test"])
+    lookup = {n: i for i, n in enumerate(classes)}
+    y_true = data.manifest["label"].iloc[fold.test].map(lookup).to_numpy()
+    metrics = compute_metrics(y_true, probs.argmax(axis=1), classes)
+    out = Path(run_dir) / f"eval-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir()
+    files = data.manifest["path"].iloc[fold.test].tolist()
+    reports.write_predictions_csv(out, files, y_true, probs.argmax(axis=1), probs, classes)
+    extra = {"dataset": dataset or config.data.dataset, "n_dropped": 0 if dataset is None else dropped}
+    reports.write_metrics_json(out, metrics, **extra)
+    reports.plot_confusion(out / "confusion.png", metrics["confusion"], classes)
+    return metrics, out
+
+
+def run_cv(config, runs_dir="runs", progress=True, verbose=1):
+    """Train and test every fold of ``config.data.protocol``; returns (table, summary dir)."""
+    import copy
+    import time
+    from pathlib import Path
+
+    from .training import load_data, train
+
+    data = load_data(config, progress=progress)
+    fold_metrics, names = [], []
+    for index, fold in enumerate(data.folds):
+        fold_config = copy.deepcopy(config)
+        fold_config.data.fold = index
+        if verbose:
+            print(f"fold {index + 1}/{len(data.folds)}: {fold.name} {fold.sizes()}")
+        run_dir, metrics = train(fold_config, runs_dir=runs_dir, progress=progress, data=data, verbose=verbose)
+        fold_metrics.append(metrics)
+        names.append(fold.name)
+    table = summarise_folds(fold_metrics, names)
+    out = Path(runs_dir) / f"cv-{config.arch}-{config.data.dataset}-{config.data.protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True)
+    table.to_csv(out / "folds.csv")
+    (out / "config.json").write_text(config.to_json())
+    (out / "summary.txt").write_text(format_fold_table(table) + "\n")
+    return table, out

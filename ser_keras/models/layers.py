@@ -37,56 +37,11 @@ def _masked_softmax(scores, mask):
     return weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-12)
 
 
-@register
-class BahdanauAttention(layers.Layer):
-    """CLDNN attention (paper 001 and its released code).
+class _TemporalAttention(layers.Layer):
+    """Shared part of the attention poolings over time: scores -> masked softmax -> context.
 
-    score_t = v^T tanh(W h_t) / sqrt(units), both projections without bias and initialised
-    N(0, 1) as in the authors' code (the 1/sqrt(units) scaling then gives unit-variance
-    scores); alpha = softmax over time; context = sum_t alpha_t h_t.
-    Returns ``context`` or ``(context, alpha)`` when ``return_attention_weights``.
-    """
-
-    def __init__(self, units=256, return_attention_weights=False, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.return_attention_weights = return_attention_weights
-        init = keras.initializers.RandomNormal(mean=0.0, stddev=1.0)
-        self.hidden = layers.Dense(units, activation="tanh", use_bias=False,
-                                   kernel_initializer=init, name="hidden")
-        self.score = layers.Dense(1, use_bias=False, kernel_initializer=init, name="score")
-        self.supports_masking = True
-
-    def build(self, input_shape):
-        self.hidden.build(input_shape)
-        self.score.build(tuple(input_shape[:-1]) + (self.units,))
-
-    def call(self, states, mask=None):
-        scores = ops.squeeze(self.score(self.hidden(states)), axis=-1)
-        alpha = _masked_softmax(scores / math.sqrt(self.units), mask)
-        context = ops.sum(states * ops.expand_dims(alpha, -1), axis=1)
-        return (context, alpha) if self.return_attention_weights else context
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        context = (input_shape[0], input_shape[-1])
-        if self.return_attention_weights:
-            return context, (input_shape[0], input_shape[1])
-        return context
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(units=self.units, return_attention_weights=self.return_attention_weights)
-        return config
-
-
-@register
-class AdditiveAttentionPooling(layers.Layer):
-    """e_t = v^T tanh(W h_t + b); alpha = softmax(e) over valid steps; c = sum alpha_t h_t.
-
-    Paper 000, eqs. (7)-(9). ``units`` defaults to the width of ``h`` (W is square).
+    Subclasses provide ``scores(states) -> [batch, time]``. The output is ``context`` or
+    ``(context, alpha)`` when ``return_attention_weights``.
     """
 
     def __init__(self, units=None, return_attention_weights=False, **kwargs):
@@ -95,17 +50,8 @@ class AdditiveAttentionPooling(layers.Layer):
         self.return_attention_weights = return_attention_weights
         self.supports_masking = True
 
-    def build(self, input_shape):
-        width = int(input_shape[-1])
-        units = self.units or width
-        self.w = self.add_weight(name="w", shape=(width, units), initializer="glorot_uniform")
-        self.b = self.add_weight(name="b", shape=(units,), initializer="zeros")
-        self.v = self.add_weight(name="v", shape=(units,), initializer="glorot_uniform")
-
     def call(self, states, mask=None):
-        hidden = ops.tanh(ops.matmul(states, self.w) + self.b)
-        scores = ops.matmul(hidden, ops.expand_dims(self.v, -1))[..., 0]
-        alpha = _masked_softmax(scores, mask)
+        alpha = _masked_softmax(self.scores(states), mask)
         context = ops.sum(states * ops.expand_dims(alpha, -1), axis=1)
         return (context, alpha) if self.return_attention_weights else context
 
@@ -122,6 +68,49 @@ class AdditiveAttentionPooling(layers.Layer):
         config = super().get_config()
         config.update(units=self.units, return_attention_weights=self.return_attention_weights)
         return config
+
+
+@register
+class BahdanauAttention(_TemporalAttention):
+    """CLDNN attention (paper 001 and its released code).
+
+    score_t = v^T tanh(W h_t) / sqrt(units), both projections without bias and initialised
+    N(0, 1) as in the authors' code (the 1/sqrt(units) scaling then gives unit-variance
+    scores); alpha = softmax over time; context = sum_t alpha_t h_t.
+    """
+
+    def __init__(self, units=256, return_attention_weights=False, **kwargs):
+        super().__init__(units, return_attention_weights, **kwargs)
+        init = keras.initializers.RandomNormal(mean=0.0, stddev=1.0)
+        self.hidden = layers.Dense(units, activation="tanh", use_bias=False,
+                                   kernel_initializer=init, name="hidden")
+        self.score = layers.Dense(1, use_bias=False, kernel_initializer=init, name="score")
+
+    def build(self, input_shape):
+        self.hidden.build(input_shape)
+        self.score.build(tuple(input_shape[:-1]) + (self.units,))
+
+    def scores(self, states):
+        return ops.squeeze(self.score(self.hidden(states)), axis=-1) / math.sqrt(self.units)
+
+
+@register
+class AdditiveAttentionPooling(_TemporalAttention):
+    """e_t = v^T tanh(W h_t + b); alpha = softmax(e) over valid steps; c = sum alpha_t h_t.
+
+    Paper 000, eqs. (7)-(9). ``units`` defaults to the width of ``h`` (W is square).
+    """
+
+    def build(self, input_shape):
+        width = int(input_shape[-1])
+        units = self.units or width
+        self.w = self.add_weight(name="w", shape=(width, units), initializer="glorot_uniform")
+        self.b = self.add_weight(name="b", shape=(units,), initializer="zeros")
+        self.v = self.add_weight(name="v", shape=(units,), initializer="glorot_uniform")
+
+    def scores(self, states):
+        hidden = ops.tanh(ops.matmul(states, self.w) + self.b)
+        return ops.matmul(hidden, ops.expand_dims(self.v, -1))[..., 0]
 
 
 @register

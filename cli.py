@@ -99,7 +99,7 @@ def cmd_cv(args):
 def cmd_summary(args):
     from ser_keras.models import summary_text
 
-    print(summary_text(args.arch, args.dataset))
+    print(summary_text(args.arch, args.dataset).rstrip())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -105,3 +105,9 @@ def test_real_ravdess_info(shared_ravdess, tmp_path):
     merged = run_cli("info", "--dataset", "ravdess", "--data-dir", shared_ravdess, "--merge", "calm_to_neutral",
                      env_cache=tmp_path)
     assert "classes: 7" in merged.stdout
+
+
+def test_summary_ends_with_the_parameter_count(tmp_path):
+    result = run_cli("summary", "--arch", "cldnn", "--dataset", "ravdess", env_cache=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "params: 1187527"

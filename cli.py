@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
 
@@ -96,6 +97,24 @@ def cmd_cv(args):
     print(f"cross-validation summary: {out}")
 
 
+def cmd_export(args):
+    from ser_keras.export import export_run
+
+    path = export_run(args.run_dir, name=args.name, version=args.version, force=args.force, root=args.root)
+    config = (Path(args.root) / "models.config").resolve()
+    print(f"exported {path}")
+    print(f"serve it: tensorflow_model_server --rest_api_port=8501 --model_config_file={config}")
+
+
+def cmd_predict(args):
+    from ser_keras.inference import format_predictions, predict_files
+
+    table = predict_files(args.source, args.inputs, csv_path=args.csv)
+    print(format_predictions(table, table.attrs["skipped"]))
+    if args.csv:
+        print(f"predictions written to {args.csv}")
+
+
 def cmd_summary(args):
     from ser_keras.models import summary_text
 
@@ -156,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("cv", help="train and test every fold of a protocol; mean ± std table")
     run_options(p)
     p.set_defaults(func=cmd_cv)
+
+    p = commands.add_parser("export", help="export a run as a TF Serving SavedModel: ROOT/NAME/VERSION/")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by train")
+    p.add_argument("--name", help="model name (default: <arch>-<dataset>)")
+    p.add_argument("--version", type=int, help="version number (default: the next free one)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing version")
+    p.add_argument("--root", default="saved_models", help="where exports and models.config live")
+    p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("predict", help="label audio files / folders with a run or an exported SavedModel")
+    p.add_argument("source", metavar="RUN_DIR|SAVED_MODEL_DIR")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    p.add_argument("--csv", metavar="OUT", help="also write the table with per-class probabilities as CSV")
+    p.set_defaults(func=cmd_predict)
 
     p = commands.add_parser("summary", help="print a model's Keras summary and parameter count")
     p.add_argument("--arch", choices=ARCH_CHOICES, required=True)

@@ -122,30 +122,6 @@ def format_fold_table(df: pd.DataFrame) -> str:
 
 # ----------------------------------------------------------------------------- runners
 
-def load_run(run_dir):
-    """(config, class names, Keras model) of a finished run directory, or RunDirError."""
-    import json
-    from pathlib import Path
-
-    from .config import RunConfig
-    from .errors import RunDirError
-
-    run_dir = Path(run_dir)
-    needed = [run_dir / n for n in ("config.json", "classes.json", "model.keras")]
-    missing = [p.name for p in needed if not p.exists()]
-    if missing:
-        raise RunDirError(f"'{run_dir}' is not a finished run directory (missing {', '.join(missing)})")
-    import keras
-
-    from . import frontends, metrics  # noqa: F401  (register custom objects)
-    from .models import layers  # noqa: F401
-
-    config = RunConfig.from_dict(json.loads(needed[0].read_text()))
-    classes = json.loads(needed[1].read_text())
-    model = keras.saving.load_model(needed[2], safe_mode=True)
-    return config, classes, model
-
-
 def evaluate_run(run_dir, dataset=None, data_dir=None, progress=True) -> tuple[dict, "Path"]:
     """Re-score a trained run: on its own test part, or on a whole other corpus whose labels
     are mapped onto the model's classes (cross-corpus evaluation; other labels are dropped)."""
@@ -153,10 +129,12 @@ def evaluate_run(run_dir, dataset=None, data_dir=None, progress=True) -> tuple[d
     from pathlib import Path
 
     from . import reports
+    from .export import load_run
     from .metrics import compute_metrics
-    from .training import load_data, make_datasets, make_targets, predict_part, cross_corpus_data
+    from .training import cross_corpus_data, load_data, make_datasets, make_targets, predict_part
 
-    config, classes, model = load_run(run_dir)
+    run = load_run(run_dir)
+    config, classes, model = run.config, run.class_names, run.model
     if dataset is None:
         data = load_data(config, progress=progress)
         data.class_names = classes

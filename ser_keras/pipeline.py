@@ -184,13 +184,17 @@ def is10_segments(lld: np.ndarray, frames: int, hop: int) -> np.ndarray:
     return np.transpose(out, (0, 2, 1))[..., None]
 
 
-def segment_table(config, prepared, positions):
-    """All segments of the given utterances: (lld_segments, functionals, utterance position)."""
+def segment_geometry(segment_seconds: float, hop_seconds: float | None) -> tuple[int, int]:
+    """(frames per segment, hop in frames) at IS10's pooled 32 ms rate: 1.4 s -> 40, 2.0 s -> 59."""
     from .prepare import IS10_HOP_MS, is10_frame_count
 
-    frames = is10_frame_count(config.features.segment_seconds)  # 1.4 s -> 40, 2.0 s -> 59
-    hop_seconds = config.features.segment_hop_seconds or config.features.segment_seconds
-    hop = max(1, int(round(hop_seconds * 1000 / IS10_HOP_MS)))
+    hop_seconds = hop_seconds or segment_seconds
+    return is10_frame_count(segment_seconds), max(1, int(round(hop_seconds * 1000 / IS10_HOP_MS)))
+
+
+def segment_table(config, prepared, positions):
+    """All segments of the given utterances: (lld_segments, functionals, utterance position)."""
+    frames, hop = segment_geometry(config.features.segment_seconds, config.features.segment_hop_seconds)
     segs, funcs, owners = [], [], []
     for p in positions:
         s = is10_segments(prepared.is10_lld(int(p)), frames, hop)

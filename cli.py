@@ -11,7 +11,11 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
+# Keep TensorFlow's start-up chatter off stderr, where errors are one line. oneDNN's custom
+# CPU ops announce themselves there whatever the log level, and make results depend on the
+# order of floating-point operations: off by default (export TF_ENABLE_ONEDNN_OPTS=1 for them).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from ser_keras.errors import ConfigError, SERError  # noqa: E402
 

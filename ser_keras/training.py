@@ -306,7 +306,8 @@ def train(config: RunConfig, runs_dir="runs", command: str | None = None, progre
     elif verbose:
         print(f"resuming unfinished run {run_dir}")
     model.fit(datasets["train"], validation_data=datasets["val"], epochs=config.train.epochs,
-              callbacks=callbacks_for(run_dir, config) + list(extra_callbacks), verbose=verbose)
+              callbacks=callbacks_for(run_dir, config) + list(extra_callbacks), verbose=verbose,
+              shuffle=False)  # the training dataset shuffles itself (seeded)
     best = run_dir / "best.weights.h5"
     if best.exists():
         model.load_weights(best)  # the epoch with the best *validation* score

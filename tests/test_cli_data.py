@@ -19,9 +19,9 @@ def run_cli(*args, env_cache):
 
 def assert_one_line_error(result, *fragments):
     assert result.returncode != 0
-    # Progress bars may share stderr; the error itself is exactly one line.
-    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.stderr
+    # Progress bars may share stderr; apart from them, stderr is exactly the one error line.
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip() and not line.startswith("prepare:")]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
@@ -75,6 +75,11 @@ def test_prepare_skips_bad_files_and_keeps_the_rest(small_corpus, tmp_path):
     (("prepare", "--dataset", "ravdess", "--data-dir", "JUNK"), ("no recognisable",)),
     (("prepare", "--dataset", "ravdess", "--data-dir", "ALLBAD"), ("could be used",)),
     (("train", "--arch", "resnet"), ("invalid choice",)),
+    (("train", "--arch", "cldnn", "--dataset", "ravdess"), ("--data-dir",)),
+    (("train", "--arch", "cldnn", "--set", "train.epochz=3"), ("unknown setting 'train.epochz'",)),
+    (("evaluate", "EMPTY"), ("not a finished run directory",)),
+    (("predict", "EMPTY", "x.wav"), ("neither a run directory nor a SavedModel",)),
+    (("export", "EMPTY"), ("not a finished run directory",)),
 ])
 def test_bad_input_is_one_clear_line(args, fragments, tmp_path):
     (tmp_path / "EMPTY").mkdir()

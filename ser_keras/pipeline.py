@@ -137,13 +137,19 @@ def waveform_dataset(config, prepared, positions, targets: Targets, training: bo
         ds = ds.map(lambda w, p: (pad_or_crop(w, length), p), num_parallel_calls=AUTOTUNE)
     if training:
         ds = ds.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
-    if training and augmentation is not None:
-        ds = ds.map(lambda w, p: (_augment(augmentation, w, length), p), num_parallel_calls=AUTOTUNE)
-    elif cache:
+    augment = training and augmentation is not None
+    if not augment and cache:
         ds = ds.cache()  # without augmentation the waveforms never change: decode the cache once
     if features.frontend == "log_power":
+        if augment:  # variable length: per example, in order, so seeded draws replay exactly
+            ds = ds.map(lambda w, p: (_augment(augmentation, w, length), p))
         return _bucketed(ds, frontend, lookup, batch, features.sample_rate, training)
-    ds = ds.batch(batch).map(lambda w, p: (frontend(w), lookup(p)), num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(batch)
+    if augment:
+        # Fixed length: one vectorised call per batch (per-example random draws inside), run
+        # in order so that the seeded draws replay exactly.
+        ds = ds.map(lambda w, p: (augmentation(w, training=True), p))
+    ds = ds.map(lambda w, p: (frontend(w), lookup(p)), num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
 
 

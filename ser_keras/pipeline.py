@@ -32,15 +32,6 @@ class Targets:
     speed: np.ndarray | None = None
     volume: np.ndarray | None = None
 
-    def select(self, positions):
-        pick = (lambda a: None if a is None else a[positions])
-        return Targets(pick(self.emotion), pick(self.speed), pick(self.volume))
-
-    def as_structure(self, multitask: bool):
-        if not multitask:
-            return self.emotion
-        return {"emotion": self.emotion, "speed": self.speed, "volume": self.volume}
-
 
 def build_frontend(features):
     """The in-graph front end for ``features.frontend`` (None for precomputed IS10)."""

@@ -17,12 +17,7 @@ Files that cannot be used (empty, corrupt, not audio, silent) are skipped with a
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-import uuid
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 from typing import Callable
 
@@ -141,7 +136,9 @@ def segment_requests(predictor: Predictor, files) -> tuple[list, list]:
     meta = predictor.meta
     _, hop = segment_geometry(meta["segment_seconds"], meta["segment_hop_seconds"])
     requests, skipped = [], []
-    for path, result in zip(files, is10_in_workers([str(f) for f in files], meta["sample_rate"])):
+    from .prepare import decoded
+
+    for path, result in zip(files, decoded([str(f) for f in files], meta["sample_rate"], is10=True)):
         if isinstance(result, tuple):
             skipped.append(result)
             continue
@@ -149,16 +146,6 @@ def segment_requests(predictor: Predictor, files) -> tuple[list, list]:
         functionals = np.repeat(result["func"][None, :], len(lld), axis=0).astype(np.float32)
         requests.append((path, {"lld_segments": lld, "functionals": functionals}))
     return requests, skipped
-
-
-def is10_in_workers(paths: list, sample_rate: int) -> list:
-    """``prepare.decode_one`` with IS10 for each path, in fresh (spawned) worker processes."""
-    from .prepare import decode_one
-
-    context = multiprocessing.get_context("spawn")
-    workers = max(1, min(os.cpu_count() or 1, len(paths)))
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(decode_one, paths, repeat(sample_rate), repeat(True)))
 
 
 # ----------------------------------------------------------------------------- predictions
@@ -180,7 +167,9 @@ def predict_files(source, inputs, csv_path=None) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table.attrs["skipped"] = skipped
     if csv_path:
-        write_csv_atomically(table, Path(csv_path))
+        from .reports import write_atomically
+
+        write_atomically(csv_path, lambda tmp: table.to_csv(tmp, index=False))
     return table
 
 
@@ -211,16 +200,6 @@ def combine(probabilities, method: str) -> np.ndarray:
     probabilities = np.asarray(probabilities)
     _, rows = aggregate_segments(probabilities, np.zeros(len(probabilities), np.int32), method=method)
     return rows[0]
-
-
-def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def format_predictions(table: pd.DataFrame, skipped=()) -> str:

@@ -120,28 +120,31 @@ def waveform_dataset(config, prepared, positions, targets: Targets, training: bo
     """
     features, batch = config.features, config.train.batch_size
     frontend = frontend or build_frontend(features)
-    multitask = config.arch == "bilstm_att_mtl"
-    lookup = _targets_lookup(targets, multitask)
+    lookup = _targets_lookup(targets, config.arch == "bilstm_att_mtl")
     ds = waveforms(prepared, positions)
     length = fixed_samples(features)
     if length is not None:
         ds = ds.map(lambda w, p: (pad_or_crop(w, length), p), num_parallel_calls=AUTOTUNE)
-    if training:
+    bucketed = features.frontend == "log_power"
+    if training and augmentation is not None:
         ds = ds.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
-    augment = training and augmentation is not None
-    if not augment and cache:
-        ds = ds.cache()  # without augmentation the waveforms never change: decode the cache once
-    if features.frontend == "log_power":
-        if augment:  # variable length: per example, in order, so seeded draws replay exactly
-            ds = ds.map(lambda w, p: (_augment(augmentation, w, length), p))
-        return _bucketed(ds, frontend, lookup, batch, features.sample_rate, training)
-    ds = ds.batch(batch)
-    if augment:
-        # Fixed length: one vectorised call per batch (per-example random draws inside), run
-        # in order so that the seeded draws replay exactly.
-        ds = ds.map(lambda w, p: (augmentation(w, training=True), p))
-    ds = ds.map(lambda w, p: (frontend(w), lookup(p)), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+        if not bucketed:
+            # Fixed length: one vectorised augmentation call per batch (per-example random draws
+            # inside), run in order so that the seeded draws replay exactly; then the front end.
+            ds = ds.batch(batch).map(lambda w, p: (frontend(augmentation(w, training=True)), lookup(p)))
+            return ds.prefetch(AUTOTUNE)
+        # Variable length: per example, in order.
+        ds = ds.map(lambda w, p: (_augment(augmentation, w, length), p))
+        ds = ds.map(lambda w, p: (frontend(w[None, :])[0], p), num_parallel_calls=AUTOTUNE)
+    else:
+        ds = ds.map(lambda w, p: (frontend(w[None, :])[0], p), num_parallel_calls=AUTOTUNE)
+        if cache:
+            ds = ds.cache()  # without augmentation the features never change: compute them once
+        if training:  # after the cache, so every epoch gets a new order
+            ds = ds.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
+    if bucketed:
+        return _bucketed(ds, lookup, batch, training)
+    return ds.batch(batch).map(lambda x, p: (x, lookup(p)), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
 def _augment(augmentation, wave, length):
@@ -149,9 +152,8 @@ def _augment(augmentation, wave, length):
     return out if length is None else pad_or_crop(out, length)
 
 
-def _bucketed(ds, frontend, lookup, batch, sample_rate, training):
+def _bucketed(ds, lookup, batch, training):
     """Per-utterance spectrograms, grouped by length into zero-padded batches with a mask."""
-    ds = ds.map(lambda w, p: (frontend(w[None, :])[0], p), num_parallel_calls=AUTOTUNE)
     ds = ds.map(lambda x, p: ({"spectrogram": x, "mask": tf.ones(tf.shape(x)[:1], tf.float32)}, lookup(p)))
     if not training:
         # Evaluation keeps manifest order (predictions line up with files); padding is masked.

@@ -244,7 +244,7 @@ def decode_one(path, sample_rate: int, is10: bool):
 _EXTRACTORS = None  # openSMILE extractors, created once per worker process
 
 
-def _decoded(paths: list, sample_rate: int, is10: bool):
+def decoded(paths: list, sample_rate: int, is10: bool):
     """Results of ``decode_one`` in order. openSMILE corrupts the heap when TensorFlow is loaded
     in the same process, so IS10 (and any large corpus, for speed) runs in fresh worker processes."""
     if not is10 and len(paths) < PARALLEL_FROM:
@@ -261,7 +261,7 @@ def _build(tmp: Path, paths: list, sample_rate: int, is10: bool, progress: bool)
     kept, skipped, offsets, scales, lld_parts, lld_offsets, functionals = [], [], [0], [], [], [0], []
     bar = tqdm(total=len(paths), desc="prepare", unit="file", disable=not progress)
     with open(tmp / "waveforms.raw", "wb") as raw:
-        for row, (path, result) in enumerate(zip(paths, _decoded(paths, sample_rate, is10))):
+        for row, (path, result) in enumerate(zip(paths, decoded(paths, sample_rate, is10))):
             bar.update(1)
             if isinstance(result, tuple):
                 skipped.append(result)

@@ -30,7 +30,7 @@ TSNE_EXACT_MAX_POINTS = 300  # below this, exact t-SNE is faster than Barnes-Hut
 
 
 # ---------------------------------------------------------------------------- writing
-def _write_atomically(path, write) -> Path:
+def write_atomically(path, write) -> Path:
     """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def write_metrics_json(run_dir, metrics: dict, **extra) -> Path:
         raise ValueError(f"extra keys would overwrite metrics: {sorted(clashes)}")
     payload = to_jsonable({**metrics, **extra})
     text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
-    return _write_atomically(
+    return write_atomically(
         Path(run_dir) / METRICS_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8")
     )
 
@@ -96,14 +96,14 @@ def write_predictions_csv(
     table = pd.DataFrame({"file": files, "true": true, "predicted": names[y_pred]})
     for i, name in enumerate(class_names):
         table[f"p_{name}"] = probabilities[:, i]
-    return _write_atomically(
+    return write_atomically(
         Path(run_dir) / PREDICTIONS_FILE, lambda tmp: table.to_csv(tmp, index=False)
     )
 
 
 def _save_figure(fig: Figure, path) -> Path:
     FigureCanvasAgg(fig)  # attaches the Agg canvas; no pyplot, no display
-    return _write_atomically(
+    return write_atomically(
         path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     )
 

@@ -331,13 +331,12 @@ def predict_part(model, config: RunConfig, dataset, owners=None):
     """Utterance-level class probabilities, embeddings and input summaries, in manifest order."""
     from .evaluation import aggregate_segments
 
-    embedder = embedding_model(model)
+    scorer = scoring_model(model)  # one pass gives both the probabilities and the embedding
     probs, embeddings, inputs = [], [], []
     for x, _ in dataset:
-        out = model(x, training=False)
-        out = out["emotion"] if isinstance(out, dict) else (out[0] if isinstance(out, (list, tuple)) else out)
-        probs.append(np.asarray(out))
-        embeddings.append(np.asarray(embedder(x, training=False)))
+        p, e = scorer(x, training=False)
+        probs.append(np.asarray(p))
+        embeddings.append(np.asarray(e))
         inputs.append(input_summary(x))
     probs, embeddings, inputs = (np.concatenate(a) for a in (probs, embeddings, inputs))
     if owners is not None:  # strl_ser: segment-level multiplex decision per utterance
@@ -348,12 +347,14 @@ def predict_part(model, config: RunConfig, dataset, owners=None):
     return probs, embeddings, inputs
 
 
-def embedding_model(model):
-    """Inputs -> the representation the emotion classifier sees (for t-SNE plots)."""
+def scoring_model(model):
+    """Inputs -> (emotion probabilities, the representation the emotion head sees) in one pass;
+    the embedding feeds the t-SNE plot. Shares the trained layers of ``model``."""
     import keras
 
     net = next(layer for layer in model.layers if isinstance(layer, keras.Model))
-    inner = keras.Model(net.input, net.get_layer("emotion").input)
+    head = net.get_layer("emotion")
+    inner = keras.Model(net.input, head.input)
     names = [t.name for t in model.inputs]
     inputs = {n: keras.Input(shape=t.shape[1:], name=n) for n, t in zip(names, model.inputs)}
     normalised = {}
@@ -362,8 +363,8 @@ def embedding_model(model):
             normalised[name] = model.get_layer(f"normalize_{name}")(x)
         except ValueError:
             normalised[name] = x
-    outputs = inner(normalised)
-    return keras.Model(inputs["features"] if names == ["features"] else inputs, outputs)
+    embedding = inner(normalised)
+    return keras.Model(inputs["features"] if names == ["features"] else inputs, [head(embedding), embedding])
 
 
 def input_summary(x) -> np.ndarray:

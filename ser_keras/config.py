@@ -1,20 +1,25 @@
-"""Run configuration: data, features, model and training settings, with paper presets.
+"""Run configuration: data, features, model and training settings, resolved from the recipe.
 
-A run's configuration is resolved in three layers: the architecture's paper defaults,
-the (architecture, dataset) preset (what the paper used on that corpus), then the user's
-``--epochs`` / ``--batch-size`` / ``--set section.key=value`` overrides. The resolved result
-is saved as ``config.json`` in every run directory, together with the exact command.
+A run's configuration is resolved in layers: the architecture recipe's paper defaults, the
+recipe's preset for the dataset (what the paper used on that corpus), then the user's
+``--epochs`` / ``--batch-size`` / ``--set section.key=value`` overrides. Every value is then
+checked for type and range (``validate``) before anything is created, so a bad setting is one
+``error:`` line naming the key and what it accepts. The result is saved as ``config.json``.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import ConfigError
 
-ARCHS = ("cldnn", "bigru_mha", "strl_ser", "bilstm_att_mtl")
+PROTOCOLS = ("paper", "speaker", "loso")
+SCHEDULES = ("constant", "exponential", "cosine")
+AGGREGATES = ("mean", "vote")
+VOCAL_CHANNELS = ("speech", "song", "all")
 
 
 @dataclass
@@ -29,11 +34,12 @@ class DataConfig:
     merges: list = field(default_factory=list)   # named label merges, see labels.NAMED_MERGES
     cache_dir: str | None = None
     audio_dir: str | None = None      # styletalk: audio root when it is not beside the CSVs
+    vocal_channel: str | None = None  # ravdess: speech (default) | song | all
 
 
 @dataclass
 class FeatureConfig:
-    frontend: str = "logmel"          # logmel | cldnn_frames | log_power | mtl | is10
+    frontend: str = "logmel"          # one of the recipe's front ends
     sample_rate: int = 16000
     clip_seconds: float | None = None  # fixed length (pad / crop) when set
     segment_seconds: float | None = None  # strl_ser: overlapping segments
@@ -52,6 +58,7 @@ class TrainConfig:
     patience: int = 10
     monitor: str = "val_loss"
     loss_weights: dict = field(default_factory=dict)
+    devices: str = "1"                # "1", a count, or "all": keras.distribution.DataParallel (JAX)
 
 
 @dataclass
@@ -62,6 +69,12 @@ class RunConfig:
     model: dict = field(default_factory=dict)    # builder hyperparameters (defaults: the paper's)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    @property
+    def recipe(self):
+        from .recipes import get_recipe
+
+        return get_recipe(self.arch)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -70,60 +83,24 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
-        return cls(
-            arch=data["arch"],
-            data=DataConfig(**data["data"]),
-            features=FeatureConfig(**data["features"]),
-            model=dict(data.get("model", {})),
-            train=TrainConfig(**data["train"]),
-        )
+        def known(section_cls, values):  # tolerate keys added or removed since the run was made
+            names = {f.name for f in fields(section_cls)}
+            return section_cls(**{k: v for k, v in values.items() if k in names})
 
-
-# The papers' settings (SPEC §3), per architecture.
-ARCH_PRESETS = {
-    "cldnn": {
-        "features": {"frontend": "logmel", "sample_rate": 16000, "clip_seconds": 5.0},
-        "train": {"epochs": 200, "batch_size": 16, "learning_rate": 1e-3, "patience": 30, "monitor": "val_loss"},
-        "data": {"merges": ["calm_to_neutral"]},
-    },
-    "bigru_mha": {
-        "features": {"frontend": "log_power", "sample_rate": 16000},
-        "train": {"epochs": 80, "batch_size": 32, "learning_rate": 1e-4, "patience": 20, "monitor": "val_loss"},
-    },
-    "strl_ser": {
-        "features": {"frontend": "is10", "sample_rate": 16000, "segment_seconds": 1.4, "segment_hop_seconds": 0.7},
-        "train": {"epochs": 150, "batch_size": 128, "learning_rate": 1e-3, "schedule": "exponential",
-                  "decay_rate": 0.95, "patience": 30, "monitor": "val_loss"},
-    },
-    "bilstm_att_mtl": {
-        "features": {"frontend": "mtl", "sample_rate": 22050, "augment": True},
-        "train": {"epochs": 50, "batch_size": 32, "learning_rate": 1e-3, "schedule": "cosine", "patience": 10,
-                  "monitor": "val_loss", "loss_weights": {"emotion": 1.0, "speed": 0.3, "volume": 0.3}},
-    },
-}
-
-# What changes on particular corpora (the papers' per-corpus settings, and small, quick
-# presets for the synthetic demo corpus so the quickstart finishes in minutes on a CPU).
-DATASET_PRESETS = {
-    ("cldnn", "iemocap"): {"features": {"frontend": "cldnn_frames"}},
-    # Model hyperparameters per corpus (heads, kernels) live in models/specs.default_hparams.
-    ("bigru_mha", "iemocap"): {"train": {"epochs": 100, "learning_rate": 1e-5}},
-    ("strl_ser", "iemocap"): {"features": {"segment_seconds": 2.0, "segment_hop_seconds": 1.0}},
-    ("cldnn", "synthetic"): {"features": {"clip_seconds": 3.0}, "train": {"epochs": 12, "patience": 5}},
-    ("bigru_mha", "synthetic"): {"train": {"epochs": 15, "learning_rate": 1e-3, "patience": 5}},
-    ("strl_ser", "synthetic"): {"train": {"epochs": 25, "batch_size": 32, "patience": 8}},
-    ("bilstm_att_mtl", "synthetic"): {"train": {"epochs": 15, "patience": 5}},
-}
+        return cls(arch=data["arch"], data=known(DataConfig, data["data"]),
+                   features=known(FeatureConfig, data["features"]), model=dict(data.get("model", {})),
+                   train=known(TrainConfig, data["train"]))
 
 
 def resolve_config(arch: str, dataset: str, overrides: list[str] | None = None, **options) -> RunConfig:
-    """Paper defaults -> (arch, dataset) preset -> explicit options -> ``--set`` overrides."""
-    if arch not in ARCHS:
-        raise ConfigError(f"unknown --arch '{arch}'; choose one of: {', '.join(ARCHS)}")
+    """Recipe defaults -> recipe's dataset preset -> explicit options -> ``--set`` overrides, validated."""
+    from .recipes import get_recipe
+
+    recipe = get_recipe(arch)
     config = RunConfig(arch=arch)
     config.data.dataset = dataset
-    _merge(config, ARCH_PRESETS[arch])
-    _merge(config, DATASET_PRESETS.get((arch, dataset), {}))
+    _merge(config, recipe.presets)
+    _merge(config, recipe.dataset_presets.get(dataset, {}))
     for key, value in options.items():
         if value is not None:
             set_value(config, key, value)
@@ -132,6 +109,7 @@ def resolve_config(arch: str, dataset: str, overrides: list[str] | None = None, 
         if not sep or not key.strip():
             raise ConfigError(f"--set expects section.key=value, got '{item}'")
         set_value(config, key.strip(), parse_value(text.strip()))
+    validate(config)
     return config
 
 
@@ -142,7 +120,7 @@ def _merge(config: RunConfig, preset: dict) -> None:
 
 
 def set_value(config: RunConfig, dotted: str, value) -> None:
-    """Set ``section.key`` (``model.<hparam>`` accepts any name: the builder validates it)."""
+    """Set ``section.key`` (``model.<hparam>``: any name the recipe's builder accepts)."""
     section, _, key = dotted.partition(".")
     if section == "model" and key:
         config.model[key] = value
@@ -167,3 +145,88 @@ def parse_value(text: str):
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _integer(low, high=None):
+    def check(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low and (high is None or v <= high)
+    return check, f"an integer >= {low}" + ("" if high is None else f" and <= {high}")
+
+
+def _number(low, high=None, low_open=True, optional=False):
+    def check(v):
+        if v is None:
+            return optional
+        if not isinstance(v, numbers.Real) or isinstance(v, bool):
+            return False
+        return (v > low if low_open else v >= low) and (high is None or v < high)
+    bound = f"> {low}" if low_open else f">= {low}"
+    text = f"a number {bound}" + ("" if high is None else f" and < {high}") + (" (or null)" if optional else "")
+    return check, text
+
+
+def _choice(options, optional=False):
+    return (lambda v: v in options or (optional and v is None)), \
+        "one of " + ", ".join(options) + (" (or null)" if optional else "")
+
+
+def _devices(v):
+    return v == "all" or (str(v).isdigit() and int(v) >= 1)
+
+
+RULES = {
+    "data.protocol": _choice(PROTOCOLS),
+    "data.fold": _integer(0),
+    "data.seed": _integer(0),
+    "data.test_size": _number(0, 1),
+    "data.val_size": _number(0, 1),
+    "data.merges": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of merge names"),
+    "data.vocal_channel": _choice(VOCAL_CHANNELS, optional=True),
+    "features.sample_rate": _integer(1000, 192000),
+    "features.clip_seconds": _number(0, optional=True),
+    "features.segment_seconds": _number(0, optional=True),
+    "features.segment_hop_seconds": _number(0, optional=True),
+    "features.augment": (lambda v: isinstance(v, bool), "true or false"),
+    "features.aggregate": _choice(AGGREGATES),
+    "train.epochs": _integer(1),
+    "train.batch_size": _integer(1),
+    "train.learning_rate": _number(0, 1),
+    "train.schedule": _choice(SCHEDULES),
+    "train.decay_rate": _number(0, 1.0000001),
+    "train.patience": _integer(0),
+    "train.monitor": (lambda v: isinstance(v, str) and v.startswith("val_"), "a validation metric name (val_...)"),
+    "train.loss_weights": (lambda v: isinstance(v, dict) and all(
+        isinstance(w, numbers.Real) and not isinstance(w, bool) and w >= 0 for w in v.values()),
+        "a dict of head -> weight >= 0"),
+    "train.devices": (_devices, "a device count >= 1 or 'all'"),
+}
+
+
+def validate(config: RunConfig) -> None:
+    """Every setting's type and range, and the model hyperparameter names (ConfigError on the first bad one)."""
+    for dotted, (check, expected) in RULES.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(config, section), key)
+        if not check(value):
+            raise ConfigError(f"{dotted} must be {expected}, got {json.dumps(value)}")
+    recipe = config.recipe
+    if recipe.frontends and config.features.frontend not in recipe.frontends:
+        raise ConfigError(f"features.frontend must be one of {', '.join(recipe.frontends)} for {config.arch}, "
+                          f"got {json.dumps(config.features.frontend)}")
+    unknown_heads = set(config.train.loss_weights) - {"emotion", *recipe.heads}
+    if unknown_heads:
+        raise ConfigError(f"train.loss_weights names unknown head(s) {', '.join(sorted(unknown_heads))}; "
+                          f"{config.arch} has: {', '.join(['emotion', *recipe.heads])}")
+    if config.model:  # (checking names imports the builder, and so Keras: only when there are any)
+        check_hparams(recipe, config.model)
+
+
+def check_hparams(recipe, hparams: dict) -> None:
+    """Model hyperparameters must be ones the recipe's builder accepts (checked without building)."""
+    valid = recipe.hparam_defaults()
+    unknown = sorted(set(hparams) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown {recipe.name} hyperparameter(s) {', '.join('model.' + u for u in unknown)}; "
+                          f"valid: {', '.join('model.' + v for v in sorted(valid))}")

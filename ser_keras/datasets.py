@@ -7,15 +7,31 @@ from __future__ import annotations
 import pandas as pd
 
 from .corpora import read_corpus
+from .corpora.ravdess import VOCAL_CHANNEL_OPTIONS
 from .errors import ConfigError
 
 
-def scan_dataset(dataset: str, data_dir=None, merges=(), audio_dir=None):
-    """Read a corpus and apply named label merges -> CorpusScan."""
+def _reader_options(dataset: str, audio_dir, vocal_channel) -> dict:
+    """Keyword options for the corpus reader; ConfigError for a vocal channel it cannot take."""
+    options = {"audio_dir": audio_dir} if audio_dir else {}
+    if vocal_channel is None:
+        return options  # the reader's default (RAVDESS: speech)
+    if dataset != "ravdess":
+        raise ConfigError("data.vocal_channel applies to ravdess only")
+    if vocal_channel not in VOCAL_CHANNEL_OPTIONS:
+        raise ConfigError(f"data.vocal_channel must be one of {', '.join(VOCAL_CHANNEL_OPTIONS)}, not '{vocal_channel}'")
+    return {**options, "vocal_channel": vocal_channel}
+
+
+def scan_dataset(dataset: str, data_dir=None, merges=(), audio_dir=None, vocal_channel=None):
+    """Read a corpus and apply named label merges -> CorpusScan.
+
+    ``vocal_channel`` ("speech", "song" or "all"; None = speech) picks RAVDESS recordings;
+    RAVDESS song has 6 emotions (no disgust, surprised), which the scan's notes say.
+    """
     from .labels import NAMED_MERGES, merge_labels
 
-    options = {"audio_dir": audio_dir} if audio_dir else {}
-    scan = read_corpus(dataset, data_dir, **options)
+    scan = read_corpus(dataset, data_dir, **_reader_options(dataset, audio_dir, vocal_channel))
     for name in merges:
         if name not in NAMED_MERGES:
             raise ConfigError(f"unknown label merge '{name}'; choose from: {', '.join(NAMED_MERGES)}")

@@ -26,5 +26,9 @@ class AudioError(SERError):
     """One audio file that cannot be decoded (empty, corrupt, not audio, silent)."""
 
 
+class DownloadError(SERError):
+    """A corpus download that failed, did not verify, or an archive that is unsafe or corrupt."""
+
+
 class RunDirError(SERError):
     """A path that is not a run directory or a SavedModel."""

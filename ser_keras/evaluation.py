@@ -1,186 +1,205 @@
-"""Utterance-level evaluation helpers and cross-validation result tables.
+"""Evaluation: score a part of a corpus with a run's model and write its reports.
 
-``aggregate_segments`` is STRL-SER's segment-level multiplex decision (paper §4.3):
-a model trained on fixed-length segments predicts an utterance from all of its
-segments, by averaging their class probabilities (the paper's rule) or, as an option,
-by majority vote. ``summarise_folds`` / ``format_fold_table`` turn per-fold metric
-dicts (from ``metrics.compute_metrics``) into the ``mean ± std`` table of ``cv``.
+``report_run`` is what `train` calls once, on the test part; ``evaluate_run`` re-scores a
+finished run, either on its own test part (read from its ``split.csv``, never re-split) or on a
+whole other corpus. Both score through ``scoring.score_utterances``, as `predict` does.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-import pandas as pd
 
-AGGREGATION_METHODS = ("mean", "vote")
-
-# Vote fractions differ by at least 1/segments, so adding this much of the mean
-# probability only reorders classes with equal votes: argmax breaks ties by mean
-# probability while the row still reads as vote fractions.
-_VOTE_TIE_BREAK_WEIGHT = 1e-6
-
-FOLD_TABLE_LABELS = {
-    "wa": "WA",
-    "ua": "UA",
-    "macro_f1": "macro F1",
-    "weighted_f1": "weighted F1",
-    "macro_precision": "macro precision",
-    "weighted_precision": "weighted precision",
-    "macro_recall": "macro recall",
-    "weighted_recall": "weighted recall",
-}
-FOLD_TABLE_COLUMNS = list(FOLD_TABLE_LABELS)
+from . import reports, runs
+from .errors import DataError
+from .recipes.base import SEGMENTS
 
 
-def _group_segments(utterance_ids, num_segments: int):
-    ids = np.asarray(utterance_ids).reshape(-1)
-    if ids.size != num_segments:
-        raise ValueError(f"{num_segments} segment rows but {ids.size} utterance ids")
-    # factorize keeps the order of first appearance (sort=False).
-    codes, uniques = pd.factorize(ids, sort=False)
-    return codes, list(uniques)
+def utterance_items(recipe, prepared, positions) -> list:
+    """What ``score_utterances`` takes for these manifest rows (waveforms or IS10 pairs)."""
+    if recipe.input_kind == SEGMENTS:
+        return [(prepared.is10_lld(int(p)), prepared.is10_functionals[int(p)]) for p in positions]
+    return [prepared.waveform(int(p)) for p in positions]
 
 
-def aggregate_segments(probabilities, utterance_ids, method: str = "mean"):
-    """Combine segment predictions into one probability row per utterance.
-
-    ``probabilities`` is ``(segments, classes)``; ``utterance_ids`` names the utterance
-    of each segment. Returns ``(ids, utterance_probs)`` with ids in order of first
-    appearance. ``"mean"`` averages segment probabilities; ``"vote"`` returns the
-    fraction of segments whose argmax is each class, ties broken by mean probability.
-    """
-    if method not in AGGREGATION_METHODS:
-        raise ValueError(f"method must be one of {AGGREGATION_METHODS}, got {method!r}")
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    if probabilities.ndim != 2 or probabilities.shape[0] == 0:
-        raise ValueError("probabilities must be a non-empty (segments, classes) array")
-    codes, ids = _group_segments(utterance_ids, probabilities.shape[0])
-    num_utterances, num_classes = len(ids), probabilities.shape[1]
-    counts = np.bincount(codes, minlength=num_utterances).astype(np.float64)[:, None]
-
-    summed = np.zeros((num_utterances, num_classes))
-    np.add.at(summed, codes, probabilities)
-    mean_probs = summed / counts
-    if method == "mean":
-        return ids, mean_probs
-
-    votes = np.zeros((num_utterances, num_classes))
-    np.add.at(votes, (codes, probabilities.argmax(axis=1)), 1.0)
-    fractions = votes / counts
-    tie_broken = fractions + _VOTE_TIE_BREAK_WEIGHT * mean_probs
-    return ids, tie_broken / tie_broken.sum(axis=1, keepdims=True)
-
-
-def utterance_labels(segment_labels, utterance_ids):
-    """One label per utterance (same order as ``aggregate_segments``).
-
-    Raises ``ValueError`` if the segments of one utterance carry different labels,
-    which would mean the segmentation mixed utterances up.
-    """
-    labels = np.asarray(segment_labels).reshape(-1)
-    codes, ids = _group_segments(utterance_ids, labels.size)
-    _, first_index = np.unique(codes, return_index=True)
-    result = labels[first_index]
-    if np.any(labels != result[codes]):
-        raise ValueError("segments of the same utterance carry different labels")
-    return ids, result
-
-
-def summarise_folds(fold_metrics: list[dict], fold_names) -> pd.DataFrame:
-    """Per-fold rows plus ``mean`` and ``std`` rows (sample std, ddof=1) of the averaged metrics.
-
-    With a single fold the ``std`` row is NaN: one fold says nothing about spread.
-    """
-    fold_names = [str(name) for name in fold_names]
-    if not fold_metrics:
-        raise ValueError("summarise_folds needs at least one fold")
-    if len(fold_metrics) != len(fold_names):
-        raise ValueError(f"{len(fold_metrics)} fold results but {len(fold_names)} fold names")
-    if {"mean", "std"} & set(fold_names):
-        raise ValueError("fold names 'mean' and 'std' are reserved for the summary rows")
-    rows = [[float(metrics[key]) for key in FOLD_TABLE_COLUMNS] for metrics in fold_metrics]
-    folds = pd.DataFrame(rows, index=fold_names, columns=FOLD_TABLE_COLUMNS)
-    summary = pd.DataFrame(
-        [folds.mean(axis=0), folds.std(axis=0, ddof=1)], index=["mean", "std"]
-    )
-    table = pd.concat([folds, summary])
-    table.index.name = "fold"
-    return table
-
-
-def format_fold_table(df: pd.DataFrame) -> str:
-    """``mean ± std`` per metric in percent with 2 decimals, one metric per line."""
-    num_folds = len(df.index) - 2
-    width = max(len(label) for label in FOLD_TABLE_LABELS.values())
-    lines = [f"{'metric':<{width}}  mean ± std (%) over {num_folds} fold(s)"]
-    for key in FOLD_TABLE_COLUMNS:
-        mean, std = 100 * df.loc["mean", key], 100 * df.loc["std", key]
-        spread = "n/a" if np.isnan(std) else f"{std:.2f}"
-        lines.append(f"{FOLD_TABLE_LABELS[key]:<{width}}  {mean:6.2f} ± {spread}")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- runners
-
-def evaluate_run(run_dir, dataset=None, data_dir=None, progress=True) -> tuple[dict, "Path"]:
-    """Re-score a trained run: on its own test part, or on a whole other corpus whose labels
-    are mapped onto the model's classes (cross-corpus evaluation; other labels are dropped)."""
-    import time
-    from pathlib import Path
-
-    from . import reports
-    from .export import load_run
+def score_and_report(out_dir: Path, model, config, prepared, positions, class_names, head_targets=None,
+                     tsne: bool = True, **extra) -> dict:
+    """Score the rows ``positions`` and write predictions.csv, the plots and, last, metrics.json."""
     from .metrics import compute_metrics
-    from .training import cross_corpus_data, load_data, make_datasets, make_targets, predict_part
+    from .scoring import score_utterances
 
-    run = load_run(run_dir)
-    config, classes, model = run.config, run.class_names, run.model
+    recipe = config.recipe
+    items = utterance_items(recipe, prepared, positions)
+    scores = score_utterances(model, recipe, config.features, items)
+    probs = scores["emotion"]
+    lookup = {n: i for i, n in enumerate(class_names)}
+    y_true = prepared.manifest["label"].iloc[positions].map(lookup).to_numpy()
+    y_pred = probs.argmax(axis=1)
+    metrics = compute_metrics(y_true, y_pred, class_names)
+    for head, names in recipe.heads.items():  # the auxiliary heads, where their labels are known
+        if head_targets is not None and head in head_targets and head in scores:
+            metrics.setdefault("heads", {})[head] = compute_metrics(
+                head_targets[head], scores[head].argmax(axis=1), list(names))
+    files = prepared.manifest["path"].iloc[positions].tolist()
+    reports.write_predictions_csv(out_dir, files, y_true, y_pred, probs, class_names)
+    reports.plot_confusion(out_dir / "confusion.png", metrics["confusion"], class_names)
+    if (out_dir / "history.csv").exists():
+        reports.plot_history(out_dir / "curves.png", out_dir / "history.csv")
+    if tsne and len(y_true) >= 5:
+        inputs, embedded = embeddings(model, recipe, config.features, items)
+        reports.plot_tsne(out_dir / "tsne.png", inputs, embedded, y_true, class_names, seed=config.data.seed)
+    reports.write_metrics_json(out_dir, metrics, **extra)  # last: the run is finished now
+    return metrics
+
+
+def report_run(run_dir: Path, model, config, data, fold) -> dict:
+    """The test part of a freshly trained run: the one and only time `train` touches it."""
+    from .loading import make_targets
+
+    targets = make_targets(config.recipe, data.manifest, data.class_names, fold.train)
+    heads = {head: values[fold.test] for head, values in targets.items() if head != "emotion"}
+    selection = (f"{config.recipe.monitor(config)} on the validation part of the training data "
+                 f"({len(fold.val)} utterances)")
+    return score_and_report(run_dir, model, config, data.prepared, fold.test, data.class_names, heads,
+                            protocol=config.data.protocol, fold=fold.name, split_sizes=fold.sizes(),
+                            seed=config.data.seed, arch=config.arch, dataset=config.data.dataset,
+                            checkpoint_selection=selection)
+
+
+# ----------------------------------------------------------------------------- embeddings
+
+def embeddings(model, recipe, features, items, batch_size: int = 16):
+    """(time-averaged input features, the representation the emotion head sees) per utterance."""
+    import keras
+
+    from .distribute import predict_on_batch
+    from .scoring import aggregate_segments, model_inputs
+
+    frontend = _sub_model(model, "frontend")
+    classifier = model.get_layer("classifier")
+    network = classifier.get_layer("network")
+    embed = keras.Model(network.input, network.get_layer("emotion").input)
+    inputs_out, embedded_out = [], []
+    for start in range(0, len(items), batch_size):
+        x, owners = model_inputs(recipe, features, items[start:start + batch_size])
+        feats = {k: np.asarray(v) for k, v in (predict_on_batch(frontend, x) if frontend else x).items()}
+        normalised = {name: _normalise(classifier, name, value) for name, value in feats.items()}
+        e = np.asarray(predict_on_batch(embed, normalised))
+        s = _summary(feats)
+        inputs_out.append(aggregate_segments(s, owners)[1])
+        embedded_out.append(aggregate_segments(e, owners)[1])
+    return np.concatenate(inputs_out), np.concatenate(embedded_out)
+
+
+def _sub_model(model, name):
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        return None
+
+
+def _normalise(classifier, name, value):
+    try:
+        return np.asarray(classifier.get_layer(f"normalize_{name}")(value))
+    except ValueError:
+        return value
+
+
+def _summary(features: dict) -> np.ndarray:
+    """Per-example time-averaged features (what the t-SNE of inputs shows)."""
+    if "spectrogram" in features:
+        mask = features["mask"][..., None]
+        return (features["spectrogram"] * mask).sum(1) / np.maximum(mask.sum(1), 1)
+    if "lld_segments" in features:
+        return features["lld_segments"].mean(axis=(2, 3))
+    x = features["features"]
+    return x.mean(axis=(1, 2, 4)) if x.ndim == 5 else x.mean(axis=1)
+
+
+# ----------------------------------------------------------------------------- re-evaluation
+
+def own_test_part(run_dir: Path, config, progress: bool):
+    """The run's test files from its split.csv, prepared; one line on files missing or changed."""
+    from .loading import prepare_for
+
+    split = runs.read_split(run_dir)
+    test = split[split["part"] == "test"].reset_index(drop=True)
+    present = test["path"].map(lambda p: Path(p).is_file())
+    sizes = test["path"].map(lambda p: Path(p).stat().st_size if Path(p).is_file() else -1)
+    changed = present & ("bytes" in test) & (sizes != test.get("bytes", sizes))
+    if not present.all() or changed.any():
+        print(f"note: {int((~present).sum())} of the run's {len(test)} test files are missing and "
+              f"{int(changed.sum())} changed since training (e.g. {test['path'][~present | changed].iloc[0]}); "
+              f"scoring the {int((present & ~changed).sum())} unchanged ones")
+        test = test[present & ~changed].reset_index(drop=True)
+    if test.empty:
+        raise DataError(f"none of the run's test files (split.csv) is readable any more; is {config.data.data_dir} moved?")
+    manifest = test.assign(corpus=config.data.dataset)
+    prepared = prepare_for(config, manifest, progress)
+    kept = prepared.manifest["path"]
+    heads = {h: test.set_index("path").loc[kept, h].map({n: i for i, n in enumerate(names)}).to_numpy()
+             for h, names in config.recipe.heads.items() if h in test}
+    return prepared, heads
+
+
+def other_corpus(config, classes: list, dataset: str, data_dir, progress: bool):
+    """A whole other corpus, labels mapped onto the model's classes; returns (prepared, n dropped)."""
+    from .loading import prepare_for, scan_for
+
+    scan = scan_for(config, dataset, data_dir)
+    known = scan.manifest["label"].isin(classes)
+    if not known.any():
+        raise DataError(f"none of {dataset}'s labels ({', '.join(sorted(scan.manifest['label'].unique()))}) "
+                        f"is one of the model's classes ({', '.join(classes)})")
+    return prepare_for(config, scan.manifest[known].reset_index(drop=True), progress), int((~known).sum())
+
+
+def with_target_statistics(model, config, items, num_classes: int):
+    """The run model with its Normalization statistics taken from ``items`` (a target corpus,
+    labels unused): the standard cross-corpus remedy for a shift in level or channel."""
+    from .assembly import build_run_model, moments_of
+    from .scoring import model_inputs
+
+    recipe = config.recipe
+    frontend = _sub_model(model, "frontend")
+
+    def chunks():
+        for start in range(0, len(items), 16):
+            x, _ = model_inputs(recipe, config.features, items[start:start + 16])
+            yield {k: np.asarray(v) for k, v in (frontend.predict_on_batch(x) if frontend else x).items()}
+
+    stats = moments_of(chunks(), recipe.normalization_axes(config.features))
+    adapted = build_run_model(recipe, config, num_classes, stats).model
+    adapted.set_weights(model.get_weights())  # Normalization holds constants, not weights: same list
+    return adapted
+
+
+def evaluate_run(run_dir, dataset=None, data_dir=None, progress=True, target_norm=False) -> tuple[dict, Path]:
+    """Re-score a finished run: its own test part, or another corpus (cross-corpus); with
+    ``target_norm`` the normalisation statistics come from the evaluated audio itself."""
+    run_dir = runs.check_run_dir(run_dir)
+    config, classes = runs.read_config(run_dir), runs.read_classes(run_dir)
     if dataset is None:
-        data = load_data(config, progress=progress)
-        data.class_names = classes
-        fold = data.folds[config.data.fold]
-        name = "test"
+        prepared, heads = own_test_part(run_dir, config, progress)
+        extra = {"dataset": config.data.dataset, "n_dropped": 0}
     else:
-        data, fold, dropped = cross_corpus_data(config, classes, dataset, data_dir, progress)
-        name = dataset
-    targets = make_targets(config, data, fold)
-    datasets, owners = make_datasets(config, data, fold, targets, config.data.seed, parts=("test",))
-    probs, _, _ = predict_part(model, config, datasets["test"], owners and owners["test"])
-    lookup = {n: i for i, n in enumerate(classes)}
-    y_true = data.manifest["label"].iloc[fold.test].map(lookup).to_numpy()
-    metrics = compute_metrics(y_true, probs.argmax(axis=1), classes)
-    out = Path(run_dir) / f"eval-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir()
-    files = data.manifest["path"].iloc[fold.test].tolist()
-    reports.write_predictions_csv(out, files, y_true, probs.argmax(axis=1), probs, classes)
-    extra = {"dataset": dataset or config.data.dataset, "n_dropped": 0 if dataset is None else dropped}
-    reports.write_metrics_json(out, metrics, **extra)
-    reports.plot_confusion(out / "confusion.png", metrics["confusion"], classes)
+        prepared, dropped = other_corpus(config, classes, dataset, data_dir, progress)
+        heads, extra = None, {"dataset": dataset, "n_dropped": dropped}
+        if dropped:
+            print(f"note: {dropped} utterance(s) of {dataset} have labels the model does not know; dropped")
+    model = runs.load_model(run_dir)
+    positions = np.arange(len(prepared.manifest))
+    if target_norm:
+        items = utterance_items(config.recipe, prepared, positions)
+        model = with_target_statistics(model, config, items, len(classes))
+        extra["normalisation"] = "statistics of the evaluated corpus (labels unused)"
+    out = runs.unique_dir(run_dir, f"eval-{extra['dataset']}" + ("-target-norm" if target_norm else ""))
+    metrics = score_and_report(out, model, config, prepared, positions, classes, heads, tsne=False, **extra)
     return metrics, out
 
 
-def run_cv(config, runs_dir="runs", progress=True, verbose=1):
-    """Train and test every fold of ``config.data.protocol``; returns (table, summary dir)."""
-    import copy
-    import time
-    from pathlib import Path
+def present_classes(metrics: dict) -> list:
+    """Class names with test support (rows for absent classes are noise in a cross-corpus report)."""
+    return [n for n in metrics["classes"] if metrics["per_class"][n]["support"] > 0]
 
-    from .training import load_data, train
-
-    data = load_data(config, progress=progress)
-    fold_metrics, names = [], []
-    for index, fold in enumerate(data.folds):
-        fold_config = copy.deepcopy(config)
-        fold_config.data.fold = index
-        if verbose:
-            print(f"fold {index + 1}/{len(data.folds)}: {fold.name} {fold.sizes()}")
-        run_dir, metrics = train(fold_config, runs_dir=runs_dir, progress=progress, data=data, verbose=verbose)
-        fold_metrics.append(metrics)
-        names.append(fold.name)
-    table = summarise_folds(fold_metrics, names)
-    out = Path(runs_dir) / f"cv-{config.arch}-{config.data.dataset}-{config.data.protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True)
-    table.to_csv(out / "folds.csv")
-    (out / "config.json").write_text(config.to_json())
-    (out / "summary.txt").write_text(format_fold_table(table) + "\n")
-    return table, out

@@ -3,13 +3,13 @@
 ``export_run`` writes ``<root>/<name>/<version>/``, the layout TF Serving scans, with a
 ``serving_default`` signature:
 
-- waveform models (cldnn, bigru_mha, bilstm_att_mtl): input ``audio`` float32
-  ``[batch, samples]``, mono at the model's sample rate, any length. The front end and the
-  training-set normalisation run inside the graph, so a client needs no librosa. Audio is
-  handled as training handled it: cropped / zero-padded to the training length (cldnn,
-  bilstm_att_mtl) or used at full length (bigru_mha; rows of one batch share a length, so a
-  client padding short rows gets that padding treated as audio: send one file per request
-  for exact results).
+- waveform models (cldnn, bigru_mha, bilstm_att_mtl): the run's whole ``model.keras`` traced:
+  input ``audio`` float32 ``[batch, samples]``, mono at the model's sample rate, any length. The
+  front end and the training-set normalisation run inside the graph, so a client needs no librosa.
+  Audio is handled as training handled it: cropped / zero-padded to the training length (cldnn,
+  bilstm_att_mtl) or used at full length (bigru_mha, which also takes ``length`` int32 ``[batch]``:
+  the samples of each zero-padded row that are audio; padding is masked, so each answer equals
+  that clip sent alone).
 - strl_ser, whose openSMILE features cannot run in a graph: inputs ``lld_segments``
   ``[segments, 76, T_seg, 1]`` and ``functionals`` ``[segments, 1582]``, one row per segment.
 - outputs ``probabilities`` ``[batch, classes]`` and ``label`` (class-name strings);
@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,6 @@ import numpy as np
 from .errors import ConfigError, RunDirError, SERError
 
 SIGNATURE = "serving_default"
-MULTITASK_HEADS = {"speed": ("slow", "normal", "fast"), "volume": ("quiet", "normal", "loud")}
 METADATA_FILE = "ser_keras.json"   # in assets/: what `predict` needs to feed the SavedModel
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -45,178 +44,103 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 @dataclass
 class TrainedRun:
-    """A run directory's model, class names and config, with its front end rebuilt."""
+    """A finished run directory's whole model, class names and config."""
 
     run_dir: Path
     config: object        # RunConfig
     class_names: list
-    model: object         # keras.Model: normalisation + network
-    frontend: object      # keras layer [batch, samples] -> features, None for strl_ser
+    model: object         # keras.Model: the whole waveform-in (or IS10-in) chain
 
     @property
-    def arch(self) -> str:
-        return self.config.arch
-
-    @property
-    def waveform_input(self) -> bool:
-        return self.frontend is not None
-
-
-def is_run_dir(path) -> bool:
-    path = Path(path)
-    return all((path / name).is_file() for name in ("config.json", "classes.json", "model.keras"))
-
-
-def read_run_config(run_dir):
-    """The run's resolved RunConfig (cheap: no model loading); RunDirError when not a run."""
-    run_dir = Path(run_dir)
-    if not is_run_dir(run_dir):
-        raise RunDirError(f"'{run_dir}' is not a finished run directory (needs config.json, classes.json "
-                          f"and model.keras); pass the folder `train` printed")
-    from .config import RunConfig
-
-    return RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    def recipe(self):
+        return self.config.recipe
 
 
 def load_run(run_dir) -> TrainedRun:
-    """Load a finished run directory (RunDirError when it is not one)."""
-    config = read_run_config(run_dir)
-    import keras
+    """Load a finished run directory (RunDirError when it is not one, or unfinished)."""
+    from . import runs
 
-    import ser_keras.frontends  # noqa: F401  (registers the custom objects for safe loading)
-    import ser_keras.metrics  # noqa: F401
-    import ser_keras.models.layers  # noqa: F401
-
-    from .pipeline import build_frontend
-
-    run_dir = Path(run_dir)
-    names = json.loads((run_dir / "classes.json").read_text())
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
-    return TrainedRun(run_dir, config, list(names), model, build_frontend(config.features))
+    config = runs.read_config(run_dir)
+    return TrainedRun(Path(run_dir), config, runs.read_classes(run_dir), runs.load_model(run_dir))
 
 
 def run_metadata(run: TrainedRun) -> dict:
     """What a client (and `predict`) needs to know to feed the exported signature."""
-    from .pipeline import fixed_samples
-
-    features = run.config.features
-    meta = {"arch": run.arch, "dataset": run.config.data.dataset, "sample_rate": int(features.sample_rate),
-            "fixed_samples": fixed_samples(features), "class_names": run.class_names,
-            "signature": SIGNATURE, "inputs": signature_input_names(run), "outputs": output_names(run),
-            "aggregate": features.aggregate, "run_dir": str(run.run_dir.resolve())}
-    if not run.waveform_input:
-        meta["segment_seconds"] = features.segment_seconds
-        meta["segment_hop_seconds"] = features.segment_hop_seconds or features.segment_seconds
-        meta["lld_frames"] = int(run.model.get_layer("lld_segments").output.shape[2])
+    features, recipe = run.config.features, run.recipe
+    meta = {"arch": run.config.arch, "dataset": run.config.data.dataset, "input_kind": recipe.input_kind,
+            "sample_rate": int(features.sample_rate), "training_samples": recipe.training_samples(features),
+            "class_names": run.class_names, "signature": SIGNATURE, "inputs": signature_input_names(run),
+            "outputs": output_names(run), "features": asdict(features), "run_dir": str(run.run_dir.resolve())}
     return meta
 
 
 def signature_input_names(run: TrainedRun) -> list:
-    return ["audio"] if run.waveform_input else ["lld_segments", "functionals"]
+    return [spec.name for spec in input_signature(run)]
 
 
 def output_names(run: TrainedRun) -> list:
     names = ["probabilities", "label"]
-    if run.arch == "bilstm_att_mtl":
-        names += [f"{head}_{kind}" for head in MULTITASK_HEADS for kind in ("probabilities", "label")]
-    return names
+    return names + [f"{head}_{kind}" for head in run.recipe.heads for kind in ("probabilities", "label")]
 
 
 # ----------------------------------------------------------------------------- the serving graph
 
-def pad_or_crop_batch(audio, length: int):
-    """[batch, samples] -> [batch, length]: the first ``length`` samples, zero-padded (as training)."""
-    import tensorflow as tf
-
-    audio = audio[:, :length]
-    audio = tf.pad(audio, [[0, 0], [0, length - tf.shape(audio)[1]]])
-    return tf.ensure_shape(audio, [None, length])
-
-
-def named_outputs(outputs, class_names) -> dict:
+def named_outputs(outputs, class_names, heads) -> dict:
     """The model's softmax head(s) -> probabilities and label strings per head."""
     import tensorflow as tf
 
-    heads = outputs if isinstance(outputs, dict) else {"emotion": outputs}
+    outputs = outputs if isinstance(outputs, dict) else {"emotion": outputs}
     result = {}
-    for head, names in {"emotion": class_names, **MULTITASK_HEADS}.items():
-        if head not in heads:
-            continue
+    for head, names in {"emotion": class_names, **heads}.items():
         prefix = "" if head == "emotion" else f"{head}_"
-        probs = tf.convert_to_tensor(heads[head])
+        probs = tf.convert_to_tensor(outputs[head])
         result[f"{prefix}probabilities"] = probs
         result[f"{prefix}label"] = tf.gather(tf.constant(list(names)), tf.argmax(probs, axis=-1))
     return result
 
 
-def audio_outputs(run: TrainedRun, audio) -> dict:
-    """Raw audio [batch, samples] -> named outputs: crop/pad, front end, normalisation, network."""
-    import tensorflow as tf
-
-    from .pipeline import fixed_samples
-
-    audio = tf.convert_to_tensor(audio, tf.float32)
-    length = fixed_samples(run.config.features)
-    if length is not None:
-        audio = pad_or_crop_batch(audio, length)
-    features = run.frontend(audio)
-    if run.arch == "bigru_mha":  # full length: every frame is real
-        features = {"spectrogram": features, "mask": tf.ones(tf.shape(features)[:2], tf.float32)}
-    return named_outputs(run.model(features, training=False), run.class_names)
-
-
-def segment_outputs(run: TrainedRun, lld_segments, functionals) -> dict:
-    """strl_ser: per-segment IS10 features -> per-segment named outputs."""
-    inputs = {"lld_segments": lld_segments, "functionals": functionals}
-    return named_outputs(run.model(inputs, training=False), run.class_names)
-
-
 def input_signature(run: TrainedRun) -> list:
+    """audio [batch, samples] (+ length [batch]) for waveform models; IS10 inputs for strl_ser."""
     import tensorflow as tf
 
-    if run.waveform_input:
-        return [tf.TensorSpec([None, None], tf.float32, name="audio")]
-    lld = run.model.get_layer("lld_segments").output.shape
-    functionals = run.model.get_layer("functionals").output.shape
-    return [tf.TensorSpec([None, *lld[1:]], tf.float32, name="lld_segments"),
-            tf.TensorSpec([None, *functionals[1:]], tf.float32, name="functionals")]
+    from .recipes.base import SEGMENTS, VARIABLE
+
+    recipe = run.recipe
+    if recipe.input_kind == SEGMENTS:
+        spec = recipe.network_spec(run.config.features)
+        return [tf.TensorSpec([None, *shape], tf.float32, name=name) for name, shape in spec.items()]
+    signature = [tf.TensorSpec([None, None], tf.float32, name="audio")]
+    if recipe.input_kind == VARIABLE:
+        signature.append(tf.TensorSpec([None], tf.int32, name="length"))
+    return signature
 
 
 def serving_function(run: TrainedRun):
-    """``serving_default`` as a Python function of the signature's named inputs."""
-    if run.waveform_input:
-        def serve(audio):
-            return audio_outputs(run, audio)
-    else:
-        def serve(lld_segments, functionals):
-            return segment_outputs(run, lld_segments, functionals)
+    """``serving_default``: named inputs -> the whole model (training=False) -> named outputs."""
+    names = signature_input_names(run)
+
+    def serve(*inputs):
+        feed = dict(zip(names, inputs))
+        x = feed["audio"] if names == ["audio"] else feed
+        return named_outputs(run.model(x, training=False), run.class_names, run.recipe.heads)
+
     return serve
 
 
-def traced_serving_function(run: TrainedRun):
-    """The same, traced once with the export's input signature (eager Keras RNNs are slow)."""
-    import tensorflow as tf
-
-    return tf.function(serving_function(run), input_signature=input_signature(run))
-
-
 def call_signature(fn, inputs: dict) -> dict:
-    """Call a serving function / SavedModel signature on named numpy inputs -> named numpy outputs."""
+    """Call a SavedModel signature on named numpy inputs -> named numpy outputs."""
     import tensorflow as tf
 
-    outputs = fn(**{k: tf.constant(v, tf.float32) for k, v in inputs.items()})
+    outputs = fn(**{k: tf.constant(v) for k, v in inputs.items()})
     return {k: np.asarray(v) for k, v in outputs.items()}
 
 
 def build_archive(run: TrainedRun):
-    """A keras.export.ExportArchive holding the model (+ front end) and ``serving_default``."""
+    """A keras.export.ExportArchive holding the whole model and ``serving_default``."""
     import keras
 
     archive = keras.export.ExportArchive()
     archive.track(run.model)
-    if run.waveform_input:
-        run.frontend(np.zeros((1, run.config.features.sample_rate), np.float32))  # build before tracking
-        archive.track(run.frontend)
     archive.add_endpoint(SIGNATURE, serving_function(run), input_signature=input_signature(run))
     return archive
 
@@ -242,7 +166,10 @@ def check_name(name: str) -> str:
 def export_run(run_dir, name: str | None = None, version: int | None = None, force: bool = False,
                root="saved_models") -> Path:
     """Export a run as ``root/<name>/<version>/`` (atomic); rewrites ``root/models.config``."""
-    config = read_run_config(run_dir)  # refuse bad names / versions before loading the model
+    from . import runs
+
+    require_tensorflow()
+    config = runs.read_config(run_dir)  # refuse bad names / versions before loading the model
     model_dir = Path(root) / check_name(name or default_name(config))
     if version is None:
         version = (existing_versions(model_dir) or [0])[-1] + 1
@@ -261,6 +188,22 @@ def export_run(run_dir, name: str | None = None, version: int | None = None, for
         shutil.rmtree(tmp, ignore_errors=True)  # anything left here is an interrupted export
     write_models_config(root)
     return final
+
+
+def require_tensorflow(reading: bool = False) -> None:
+    """Writing (`export`) or reading (`predict SAVED_MODEL`) a TensorFlow SavedModel: one clear
+    line where TensorFlow is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is not None:
+        return
+    if reading:
+        raise SERError("predicting from a SavedModel needs TensorFlow, which is not installed here; predict "
+                       "from the run directory instead (works without it, KERAS_BACKEND=jax), or "
+                       "`pip install tensorflow`")
+    raise SERError("export writes a TensorFlow SavedModel and needs TensorFlow, which is not installed "
+                   "here; train / evaluate / predict work without it (KERAS_BACKEND=jax), export on a "
+                   "machine with `pip install tensorflow`")
 
 
 def write_version(run: TrainedRun, directory: Path) -> None:
@@ -310,6 +253,7 @@ def load_signature(export_dir):
     if not (export_dir / "saved_model.pb").is_file():
         raise RunDirError(f"'{export_dir}' is not a SavedModel version directory (no saved_model.pb); "
                           f"pass e.g. saved_models/NAME/1")
+    require_tensorflow(reading=True)
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(export_dir))

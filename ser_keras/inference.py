@@ -1,17 +1,13 @@
 """Predict emotions of audio files and folders, from a run directory or an exported SavedModel.
 
-Both sources go through the same ``serving_default`` computation (``export.audio_outputs`` /
-``export.segment_outputs``; the SavedModel holds it as a graph), so a run and its export give
-the same answers. Per file:
+Both sources score through ``scoring.score_utterances``, the function `evaluate` and the run's
+own reports use: a run's ``model.keras`` directly (any Keras backend, no TensorFlow needed), a
+SavedModel through its ``serving_default`` signature (TensorFlow). Per file, the model's length
+rule applies (scoring.py): the first training-length seconds for cldnn / bilstm_att_mtl (zero-
+padded when shorter), the whole file for bigru_mha, every segment (combined) for strl_ser, whose
+openSMILE IS10 features are computed in a worker process first.
 
-- fixed-length models (cldnn, bilstm_att_mtl): the file is cut into consecutive windows of the
-  training length (a last window ending at the file's end covers the tail; a file shorter than
-  one window is zero-padded, as in training) and the windows' probabilities are averaged;
-- bigru_mha: the whole file in one pass (it was trained on full-length utterances);
-- strl_ser: openSMILE IS10 features (in a worker process: openSMILE and TensorFlow must not
-  share a process), cut into the training segments, probabilities combined as in training.
-
-Files that cannot be used (empty, corrupt, not audio, silent) are skipped with a reason.
+Files that cannot be used (empty, corrupt, truncated, not audio, silent) are skipped with a reason.
 """
 
 from __future__ import annotations
@@ -19,66 +15,76 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from .errors import AudioError, DataError, RunDirError
+from .recipes.base import SEGMENTS
 
 
 @dataclass
 class Predictor:
-    """Named inputs -> named outputs (numpy), with what is needed to build the inputs."""
+    """A model to score with (``predict_on_batch`` -> head probabilities) and what feeds it."""
 
     source: Path
-    meta: dict            # export.run_metadata: arch, sample_rate, fixed_samples, class_names, ...
-    call: Callable[[dict], dict]
+    recipe: object
+    features: object      # FeatureConfig of the run
+    class_names: list
+    model: object         # keras.Model, or a SignatureModel
 
     @property
-    def waveform_input(self) -> bool:
-        return self.meta["inputs"] == ["audio"]
+    def sample_rate(self) -> int:
+        return int(self.features.sample_rate)
+
+
+class SignatureModel:
+    """A SavedModel's ``serving_default`` behind the ``predict_on_batch`` that scoring calls."""
+
+    def __init__(self, loaded, signature, heads):
+        self._loaded, self.signature, self.heads = loaded, signature, heads  # keep variables alive
+
+    def predict_on_batch(self, inputs):
+        from .export import call_signature
+
+        named = inputs if isinstance(inputs, dict) else {"audio": inputs}
+        out = call_signature(self.signature, named)
+        return {"emotion": out["probabilities"], **{h: out[f"{h}_probabilities"] for h in self.heads}}
 
 
 def open_predictor(source) -> Predictor:
-    """A run directory or a SavedModel version directory written by ``export_run``."""
-    from . import export
+    """A run directory or a SavedModel (version or model folder) written by ``export_run``."""
+    from . import runs
 
     source = Path(source)
-    if export.is_run_dir(source):
-        return _run_predictor(source)
-    if (source / "saved_model.pb").is_file():
-        return _saved_model_predictor(source)
-    versions = export.existing_versions(source)
-    if versions and (source / str(versions[-1]) / "saved_model.pb").is_file():
-        return _saved_model_predictor(source / str(versions[-1]))  # a model folder: its newest version
-    raise RunDirError(f"'{source}' is neither a run directory nor a SavedModel; pass runs/<run> "
-                      f"or saved_models/<name>/<version>")
-
-
-def _run_predictor(run_dir: Path) -> Predictor:
-    """The export's serving function applied to the run's Keras model (no SavedModel involved)."""
-    from . import export
-
-    run = export.load_run(run_dir)
-    serve = export.traced_serving_function(run)
-    return Predictor(run_dir, export.run_metadata(run), lambda inputs: export.call_signature(serve, inputs))
+    if (source / "config.json").is_file():
+        runs.check_run_dir(source)  # refuses an unfinished run with one line
+        config = runs.read_config(source)
+        return Predictor(source, config.recipe, config.features, runs.read_classes(source), runs.load_model(source))
+    if not (source / "saved_model.pb").is_file():
+        versions = sorted(int(p.name) for p in source.iterdir() if p.name.isdigit()) if source.is_dir() else []
+        if not versions or not (source / str(versions[-1]) / "saved_model.pb").is_file():
+            raise RunDirError(f"'{source}' is neither a run directory nor a SavedModel; pass runs/<run> "
+                              f"or saved_models/<name>/<version>")
+        source = source / str(versions[-1])  # a model folder: its newest version
+    return _saved_model_predictor(source)
 
 
 def _saved_model_predictor(version_dir: Path) -> Predictor:
     from . import export
+    from .config import FeatureConfig
+    from .recipes import get_recipe
 
     meta_path = version_dir / "assets" / export.METADATA_FILE
     if not meta_path.is_file():
         raise RunDirError(f"'{version_dir}' was not exported by ser_keras (no assets/{export.METADATA_FILE}); "
                           f"predict from its run directory instead")
-    loaded, signature = export.load_signature(version_dir)
     meta = json.loads(meta_path.read_text())
-
-    def call(inputs, _keep_alive=loaded):  # the signature's variables live as long as `loaded`
-        return export.call_signature(signature, inputs)
-
-    return Predictor(version_dir, meta, call)
+    if "features" not in meta:
+        raise RunDirError(f"'{version_dir}' was exported by an older ser_keras; re-export it from its run")
+    loaded, signature = export.load_signature(version_dir)
+    recipe = get_recipe(meta["arch"])
+    return Predictor(version_dir, recipe, FeatureConfig(**meta["features"]), meta["class_names"],
+                     SignatureModel(loaded, signature, recipe.heads))
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -103,68 +109,49 @@ def collect_files(inputs) -> list:
     return files
 
 
-def windows(x: np.ndarray, length: int) -> np.ndarray:
-    """Consecutive ``[n, length]`` windows covering ``x``; the last one ends at the end of ``x``."""
-    if x.size <= length:
-        return np.pad(x, (0, length - x.size))[None, :]
-    starts = list(range(0, x.size - length + 1, length))
-    if starts[-1] + length < x.size:
-        starts.append(x.size - length)
-    return np.stack([x[s:s + length] for s in starts])
+def load_items(predictor: Predictor, files) -> tuple[list, list, list]:
+    """(usable paths, their scoring items, skipped (path, reason)) for ``score_utterances``."""
+    if predictor.recipe.input_kind == SEGMENTS:
+        from .prepare import decoded
 
-
-def waveform_requests(predictor: Predictor, files) -> tuple[list, list]:
-    """(path, {"audio": [n, samples]}) per usable file, and skipped (path, reason)."""
+        paths, items, skipped = [], [], []
+        for path, result in zip(files, decoded([str(f) for f in files], predictor.sample_rate, is10=True)):
+            if isinstance(result, tuple):
+                skipped.append(result)
+            else:
+                paths.append(path)
+                items.append((result["lld"], result["func"]))
+        return paths, items, skipped
     from .audio import load_audio
 
-    meta, requests, skipped = predictor.meta, [], []
+    paths, items, skipped = [], [], []
     for path in files:
         try:
-            x = load_audio(path, meta["sample_rate"])
+            items.append(load_audio(path, predictor.sample_rate))
+            paths.append(path)
         except AudioError as error:
             skipped.append((str(path), getattr(error, "reason", str(error))))
-            continue
-        audio = windows(x, meta["fixed_samples"]) if meta["fixed_samples"] else x[None, :]
-        requests.append((path, {"audio": audio.astype(np.float32)}))
-    return requests, skipped
-
-
-def segment_requests(predictor: Predictor, files) -> tuple[list, list]:
-    """strl_ser: (path, {"lld_segments", "functionals"}) per usable file, and skipped files."""
-    from .pipeline import is10_segments, segment_geometry
-
-    meta = predictor.meta
-    _, hop = segment_geometry(meta["segment_seconds"], meta["segment_hop_seconds"])
-    requests, skipped = [], []
-    from .prepare import decoded
-
-    for path, result in zip(files, decoded([str(f) for f in files], meta["sample_rate"], is10=True)):
-        if isinstance(result, tuple):
-            skipped.append(result)
-            continue
-        lld = is10_segments(result["lld"], meta["lld_frames"], hop)
-        functionals = np.repeat(result["func"][None, :], len(lld), axis=0).astype(np.float32)
-        requests.append((path, {"lld_segments": lld, "functionals": functionals}))
-    return requests, skipped
+    return paths, items, skipped
 
 
 # ----------------------------------------------------------------------------- predictions
 
 def predict_files(source, inputs, csv_path=None) -> pd.DataFrame:
-    """One row per usable file: file, label, probability, segments, p_<class>... (+ speed, volume).
+    """One row per usable file: file, label, probability, p_<class>... (+ extra heads).
 
     ``source`` is a run directory or an exported SavedModel; ``inputs`` files and/or folders.
     Unusable files are listed in ``result.attrs["skipped"]`` as (path, reason); a DataError
     is raised when no file is usable. ``csv_path`` also writes the table (atomically).
     """
+    from .scoring import score_utterances
+
     predictor = source if isinstance(source, Predictor) else open_predictor(source)
     files = collect_files(inputs)
-    make = waveform_requests if predictor.waveform_input else segment_requests
-    requests, skipped = make(predictor, files)
-    if not requests:
+    paths, items, skipped = load_items(predictor, files)
+    if not items:
         raise DataError(f"none of the {len(files)} files could be used (e.g. {skipped[0][0]}: {skipped[0][1]})")
-    rows = [prediction_row(predictor, path, predictor.call(request)) for path, request in requests]
-    table = pd.DataFrame(rows)
+    scores = score_utterances(predictor.model, predictor.recipe, predictor.features, items)
+    table = prediction_table(predictor, paths, scores)
     table.attrs["skipped"] = skipped
     if csv_path:
         from .reports import write_atomically
@@ -173,33 +160,18 @@ def predict_files(source, inputs, csv_path=None) -> pd.DataFrame:
     return table
 
 
-def prediction_row(predictor: Predictor, path, outputs: dict) -> dict:
-    """Combine the segment/window rows of one file into its row of the table."""
-    from .export import MULTITASK_HEADS
-
-    meta = predictor.meta
-    # strl_ser combines segments as its config says (mean / vote); windows are always averaged.
-    method = "mean" if predictor.waveform_input else meta.get("aggregate", "mean")
-    probs = combine(outputs["probabilities"], method)
-    names = meta["class_names"]
-    row = {"file": str(path), "label": names[int(probs.argmax())], "probability": float(probs.max()),
-           "segments": int(len(outputs["probabilities"]))}
-    row.update({f"p_{n}": float(p) for n, p in zip(names, probs)})
-    for head, head_names in MULTITASK_HEADS.items():
-        if f"{head}_probabilities" in outputs:
-            head_probs = combine(outputs[f"{head}_probabilities"], "mean")
-            row[head] = head_names[int(head_probs.argmax())]
-            row.update({f"p_{head}_{n}": float(p) for n, p in zip(head_names, head_probs)})
-    return row
-
-
-def combine(probabilities, method: str) -> np.ndarray:
-    """One probability row from a file's windows / segments (``evaluation.aggregate_segments``)."""
-    from .evaluation import aggregate_segments
-
-    probabilities = np.asarray(probabilities)
-    _, rows = aggregate_segments(probabilities, np.zeros(len(probabilities), np.int32), method=method)
-    return rows[0]
+def prediction_table(predictor: Predictor, paths, scores: dict) -> pd.DataFrame:
+    names = predictor.class_names
+    probs = scores["emotion"]
+    table = pd.DataFrame({"file": [str(p) for p in paths], "label": [names[i] for i in probs.argmax(1)],
+                          "probability": probs.max(1)})
+    for i, n in enumerate(names):
+        table[f"p_{n}"] = probs[:, i]
+    for head, head_names in predictor.recipe.heads.items():
+        table[head] = [head_names[i] for i in scores[head].argmax(1)]
+        for i, n in enumerate(head_names):
+            table[f"p_{head}_{n}"] = scores[head][:, i]
+    return table
 
 
 def format_predictions(table: pd.DataFrame, skipped=()) -> str:

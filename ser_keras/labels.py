@@ -15,10 +15,15 @@ import pandas as pd
 from .errors import ConfigError
 
 CANONICAL_LABELS = (
+    # RAVDESS speech has all eight; RAVDESS song only six (no disgust, surprised)
     "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised",
     "boredom",                               # Emo-DB
     "cheerful", "friendly", "unfriendly",    # StyleTalk
 )
+
+# Emotion classes of each corpus' standard label set (for `summary`, before any corpus is read).
+DATASET_CLASSES = {"ravdess": 8, "iemocap": 4, "emodb": 7, "styletalk": 5, "tess": 7, "savee": 7,
+                   "cremad": 6, "synthetic": 4}
 
 NAMED_MERGES = {
     "calm_to_neutral": {"calm": "neutral"},

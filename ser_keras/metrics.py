@@ -108,16 +108,20 @@ def compute_metrics(y_true, y_pred, class_names) -> dict:
     return metrics
 
 
-def format_metrics(metrics: dict) -> str:
-    """A short text block (headline figures and a per-class table) for the terminal."""
+def format_metrics(metrics: dict, classes=None) -> str:
+    """A short text block (headline figures and a per-class table) for the terminal;
+    ``classes`` limits the table (cross-corpus: only the classes the test corpus has)."""
     lines = [
         f"WA {100 * metrics['wa']:6.2f} %   UA {100 * metrics['ua']:6.2f} %   "
         f"macro F1 {100 * metrics['macro_f1']:6.2f} %   weighted F1 "
         f"{100 * metrics['weighted_f1']:6.2f} %   (n = {metrics['n']})"
     ]
-    width = max([len("class")] + [len(name) for name in metrics["classes"]])
+    shown = metrics["classes"] if classes is None else list(classes)
+    if metrics.get("n_dropped"):
+        lines.append(f"dropped: {metrics['n_dropped']} utterance(s) whose label the model does not know")
+    width = max([len("class")] + [len(name) for name in shown])
     lines.append(f"{'class':<{width}}  precision  recall      f1  support")
-    for name in metrics["classes"]:
+    for name in shown:
         row = metrics["per_class"][name]
         lines.append(
             f"{name:<{width}}  {100 * row['precision']:9.2f}  {100 * row['recall']:6.2f}"

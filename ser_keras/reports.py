@@ -4,7 +4,9 @@ Plots use matplotlib's object API on an Agg canvas (``Figure`` + ``FigureCanvasA
 never ``pyplot``: nothing depends on a display, no global figure state leaks between
 runs, and a GUI backend chosen elsewhere is left alone. Every file is written to a
 temporary name in the destination folder and renamed when complete, so a crash never
-leaves a half-written report behind.
+leaves a half-written report behind. The temporary file is created with ``os.open`` (not
+``tempfile.mkstemp``, whose 0600 would survive the rename) so reports get the umask's mode
+like any other file.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +36,14 @@ def write_atomically(path, write) -> Path:
     """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    # O_EXCL: a unique name we own; mode 0o666 is filtered by the umask (0644 under 022).
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        write(tmp)
+        write(str(tmp))
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

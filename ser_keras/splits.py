@@ -4,7 +4,7 @@ Every protocol yields ``Fold`` objects holding row positions into the manifest. 
 validation part is always carved out of the training part, never out of the test part:
 early stopping and checkpoint selection see only training speakers / utterances.
 
-- ``paper``: what the architecture's paper did (see ``PAPER_PROTOCOL``): a random stratified
+- ``paper``: what the architecture's paper did (its recipe's ``paper_protocol``): a random stratified
   80/20 hold-out (speakers shared by both sides), leave-one-speaker-out, or the corpus'
   official split (a ``split`` column, e.g. StyleTalk's train/eval).
 - ``speaker``: speaker-independent hold-out: about 20 % of the speakers are test speakers.
@@ -28,14 +28,9 @@ from .errors import ConfigError, DataError
 
 PROTOCOLS = ("paper", "speaker", "loso")
 
-# What each paper evaluated with. "official" falls back to "random" when the corpus has no
-# split column.
-PAPER_PROTOCOL = {
-    "cldnn": "random",
-    "bigru_mha": "loso",
-    "strl_ser": "random",
-    "bilstm_att_mtl": "official",
-}
+# The concrete rules a recipe's paper protocol may name. "official" falls back to "random"
+# when the corpus has no split column.
+PAPER_KINDS = ("random", "official", "speaker", "loso")
 
 
 @dataclass(frozen=True)
@@ -51,14 +46,14 @@ class Fold:
         return {"train": int(len(self.train)), "val": int(len(self.val)), "test": int(len(self.test))}
 
 
-def make_folds(manifest: pd.DataFrame, protocol: str, arch: str | None = None, seed: int = 0,
+def make_folds(manifest: pd.DataFrame, protocol: str, paper_kind: str = "random", seed: int = 0,
                test_size: float = 0.2, val_size: float = 0.1) -> list[Fold]:
     """All folds of ``protocol`` for this manifest (one fold for hold-out protocols)."""
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown --protocol '{protocol}'; choose one of: {', '.join(PROTOCOLS)}")
     if len(manifest) < 4:
         raise DataError(f"only {len(manifest)} utterances: too few to split into train, validation and test")
-    kind = resolve_protocol(manifest, protocol, arch)
+    kind = resolve_protocol(manifest, protocol, paper_kind)
     if kind == "random":
         folds = [random_holdout(manifest, seed, test_size, val_size)]
     elif kind == "official":
@@ -72,13 +67,16 @@ def make_folds(manifest: pd.DataFrame, protocol: str, arch: str | None = None, s
     return folds
 
 
-def resolve_protocol(manifest: pd.DataFrame, protocol: str, arch: str | None) -> str:
-    """The concrete splitting rule: random, official, speaker or loso."""
+def resolve_protocol(manifest: pd.DataFrame, protocol: str, paper_kind: str = "random") -> str:
+    """The concrete splitting rule: random, official, speaker or loso (``paper_kind``: what the
+    architecture's paper did, from its recipe)."""
     if protocol == "speaker":
         return "speaker"
     if protocol == "loso":
         return "loso"
-    kind = PAPER_PROTOCOL.get(arch, "random")
+    if paper_kind not in PAPER_KINDS:
+        raise ConfigError(f"unknown paper protocol '{paper_kind}'; a recipe names one of {', '.join(PAPER_KINDS)}")
+    kind = paper_kind
     has_official = "split" in manifest and manifest["split"].isin(["test"]).any()
     if has_official:
         # A corpus that ships its own split (StyleTalk, a csv with a split column) is

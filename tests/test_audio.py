@@ -62,18 +62,54 @@ def test_stereo_is_downmixed_by_mean(tmp_path):
     assert audio.probe(path) == (16000, 2, 4000)
 
 
-def test_truncated_wav_returns_the_samples_present(tmp_path):
-    # libsndfile clamps the header's frame count to the data in the file: no error.
+def test_truncated_wav_is_rejected_as_truncated(tmp_path):
+    # libsndfile clamps the header's frame count to the data present (sf.info too), so
+    # only the header itself tells that 10000 of the 16000 frames are missing.
     whole = write_tone(tmp_path / "whole.wav", seconds=1.0).read_bytes()
     (tmp_path / "cut.wav").write_bytes(whole[: 44 + 2 * 6000 + 1])
-    x = audio.load_audio(tmp_path / "cut.wav", 16000)
-    assert x.shape == (6000,)
-    np.testing.assert_allclose(x, tone(1.0)[:6000], atol=1 / 32768)
-    # header only: decodes to nothing; header itself cut short: not audio
+    assert sf.info(str(tmp_path / "cut.wav")).frames == 6000
+    assert audio.header_frames(tmp_path / "cut.wav") == 16000
+    assert reason_of(tmp_path / "cut.wav") == "truncated"
+    with pytest.raises(AudioError) as info:
+        audio.probe(tmp_path / "cut.wav")  # `info` sees it from the header alone
+    assert info.value.reason == "truncated"
+    # header only: truncated too; header itself cut short: not audio
     (tmp_path / "header.wav").write_bytes(whole[:44])
-    assert reason_of(tmp_path / "header.wav") == "no samples"
+    assert reason_of(tmp_path / "header.wav") == "truncated"
     (tmp_path / "half_header.wav").write_bytes(whole[:30])
     assert reason_of(tmp_path / "half_header.wav") == "not audio libsndfile can read"
+
+
+@pytest.mark.parametrize("fmt, subtype", [("WAV", "FLOAT"), ("AIFF", "PCM_16"), ("WAVEX", "PCM_24")])
+def test_truncation_is_found_in_other_layouts(tmp_path, fmt, subtype):
+    path = write_tone(tmp_path / "x.wav", seconds=0.5, fmt=fmt, subtype=subtype)
+    whole = path.read_bytes()
+    assert audio.header_frames(path) == 8000 and audio.load_audio(path, 16000).shape == (8000,)
+    path.write_bytes(whole[: len(whole) // 2])
+    assert reason_of(path) == "truncated"
+
+
+def test_complete_files_are_not_called_truncated(tmp_path):
+    # trailing chunks after the data, an odd-sized data chunk with its pad byte, and a
+    # streaming header that leaves the data size unknown (0xFFFFFFFF) all load
+    path = write_tone(tmp_path / "a.wav", seconds=0.25)
+    path.write_bytes(path.read_bytes() + b"LIST" + (4).to_bytes(4, "little") + b"INFO")
+    assert audio.load_audio(path, 16000).shape == (4000,)
+    odd = tmp_path / "odd.wav"
+    sf.write(str(odd), (0.3 * np.sin(np.arange(401) / 3)).astype(np.float32), 16000, subtype="PCM_U8")
+    assert audio.load_audio(odd, 16000).shape == (401,)
+    streamed = bytearray(write_tone(tmp_path / "s.wav", seconds=0.25).read_bytes())
+    streamed[40:44] = b"\xff\xff\xff\xff"
+    (tmp_path / "s.wav").write_bytes(bytes(streamed))
+    assert audio.header_frames(tmp_path / "s.wav") is None
+    assert audio.load_audio(tmp_path / "s.wav", 16000).shape == (4000,)
+    flac = write_tone(tmp_path / "f.flac", seconds=0.25)
+    assert audio.probe(flac) == (16000, 1, 4000) and audio.load_audio(flac, 16000).shape == (4000,)
+
+
+def test_a_valid_file_with_no_frames_has_no_samples(tmp_path):
+    sf.write(str(tmp_path / "none.wav"), np.zeros(0, np.float32), 16000)
+    assert reason_of(tmp_path / "none.wav") == "no samples"
 
 
 def test_silent_file(tmp_path):

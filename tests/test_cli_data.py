@@ -49,10 +49,10 @@ def test_info_counts_and_lists_skips(small_corpus, tmp_path):
     result = run_cli("info", "--dataset", "ravdess", "--data-dir", small_corpus, env_cache=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    # 8 good files + the AIFF + the truncated WAV (libsndfile returns the samples present).
-    assert "utterances: 10" in out and "speakers: 3" in out
-    assert "skipped: 3" in out
-    for name in ("03-01-99.wav", "03-01-03-01-01-01-03.wav", "03-01-04-01-01-01-03.wav"):
+    # 8 good files + the AIFF; the truncated WAV (fewer frames than its header says) is skipped.
+    assert "utterances: 9" in out and "speakers: 3" in out
+    assert "skipped: 4" in out and "truncated" in out
+    for name in ("03-01-99.wav", "03-01-03-01-01-01-03.wav", "03-01-04-01-01-01-03.wav", "03-01-05-01-01-01-03.wav"):
         assert name in out
     assert "duplicates: 0" in out
 
@@ -60,8 +60,8 @@ def test_info_counts_and_lists_skips(small_corpus, tmp_path):
 def test_prepare_skips_bad_files_and_keeps_the_rest(small_corpus, tmp_path):
     result = run_cli("prepare", "--dataset", "ravdess", "--data-dir", small_corpus, env_cache=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "prepared 10 utterances at 16000 Hz" in result.stdout
-    assert "skipped: 3" in result.stdout and "empty file" in result.stdout
+    assert "prepared 9 utterances at 16000 Hz" in result.stdout
+    assert "skipped: 4" in result.stdout and "empty file" in result.stdout and "truncated" in result.stdout
     assert "Traceback" not in result.stderr
     caches = list((tmp_path / "prepared").iterdir())
     assert len(caches) == 1 and (caches[0] / "manifest.csv").exists()
@@ -77,9 +77,21 @@ def test_prepare_skips_bad_files_and_keeps_the_rest(small_corpus, tmp_path):
     (("train", "--arch", "resnet"), ("invalid choice",)),
     (("train", "--arch", "cldnn", "--dataset", "ravdess"), ("--data-dir",)),
     (("train", "--arch", "cldnn", "--set", "train.epochz=3"), ("unknown setting 'train.epochz'",)),
-    (("evaluate", "EMPTY"), ("not a finished run directory",)),
+    (("evaluate", "EMPTY"), ("not a run directory",)),
+    (("evaluate", "MISSING"), ("does not exist",)),
     (("predict", "EMPTY", "x.wav"), ("neither a run directory nor a SavedModel",)),
-    (("export", "EMPTY"), ("not a finished run directory",)),
+    (("export", "EMPTY"), ("not a run directory",)),
+    (("train", "--arch", "cldnn", "--epochs", "0"), ("train.epochs must be an integer >= 1", "got 0")),
+    (("train", "--arch", "cldnn", "--epochs", "-1"), ("train.epochs must be an integer >= 1",)),
+    (("train", "--arch", "cldnn", "--set", "train.epochs=abc"), ("train.epochs", '"abc"')),
+    (("train", "--arch", "cldnn", "--batch-size", "0"), ("train.batch_size must be an integer >= 1",)),
+    (("train", "--arch", "cldnn", "--set", "train.learning_rate=-1"), ("train.learning_rate",)),
+    (("train", "--arch", "cldnn", "--set", "data.protocol=kfold"), ("data.protocol must be one of",)),
+    (("train", "--arch", "cldnn", "--set", "model.heads=4"), ("unknown cldnn hyperparameter", "model.heads")),
+    (("cv", "--arch", "bigru_mha", "--set", "features.augment=maybe"), ("features.augment must be true or false",)),
+    (("info", "--dataset", "emodb", "--data-dir", ".", "--set", "data.vocal_channel=song"), ("ravdess",)),
+    (("info", "--dataset", "ravdess", "--data-dir", ".", "--set", "data.vocal_channel=opera"),
+     ("data.vocal_channel must be one of speech, song, all",)),
 ])
 def test_bad_input_is_one_clear_line(args, fragments, tmp_path):
     (tmp_path / "EMPTY").mkdir()
@@ -88,9 +100,11 @@ def test_bad_input_is_one_clear_line(args, fragments, tmp_path):
     bad = tmp_path / "ALLBAD" / "Actor_01"
     bad.mkdir(parents=True)
     (bad / "03-01-01-01-01-01-01.wav").write_bytes(b"")
-    args = [str(tmp_path / a) if a in ("EMPTY", "JUNK", "ALLBAD") else a for a in args]
-    result = run_cli(*args, env_cache=tmp_path / "cache")
+    args = [str(tmp_path / a) if a in ("EMPTY", "JUNK", "ALLBAD", "MISSING") else a for a in args]
+    result = run_cli(*args, "--runs-dir", tmp_path / "runs", env_cache=tmp_path / "cache") \
+        if args[0] in ("train", "cv") else run_cli(*args, env_cache=tmp_path / "cache")
     assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "runs").exists()  # invalid input leaves no run folder behind
     assert not (tmp_path / "cache" / "prepared").exists() or not any((tmp_path / "cache" / "prepared").iterdir())
 
 

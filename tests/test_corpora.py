@@ -8,6 +8,7 @@ import pytest
 from audio_fixtures import write_tone
 from ser_keras.corpora import read_corpus
 from ser_keras.corpora.base import MANIFEST_COLUMNS, find_duplicates
+from ser_keras.datasets import scan_dataset
 from ser_keras.errors import ConfigError, DataError
 from ser_keras.labels import class_names, merge_labels, NAMED_MERGES
 
@@ -71,13 +72,56 @@ def test_ravdess_speech_only_by_default(ravdess_dir):
     skipped = _skipped_names(scan)
     assert set(skipped) == {"01-01-03-01-01-01-02.wav", "03-01-09-01-01-01-02.wav", "notes.wav"}
     assert "modality 01" in skipped["01-01-03-01-01-01-02.wav"]
-    assert scan.notes == ["left out 1 song files (vocal_channel='speech')"]
+    assert scan.notes == ["left out 1 song files (vocal_channel='speech'; --set data.vocal_channel=song or all to use them)"]
 
 
 def test_ravdess_vocal_channel_option(ravdess_dir):
-    song = read_corpus("ravdess", ravdess_dir, vocal_channel="song").manifest
-    assert song[["label", "vocal_channel"]].values.tolist() == [["happy", "song"]]
+    song = read_corpus("ravdess", ravdess_dir, vocal_channel="song")
+    assert song.manifest[["label", "vocal_channel"]].values.tolist() == [["happy", "song"]]
+    assert "song recordings: 6 classes (no disgust, surprised)" in song.notes
     assert len(read_corpus("ravdess", ravdess_dir, vocal_channel="all").manifest) == 4
+
+
+def _song_folder(root):
+    """Song files in the real release's naming (03-02-EE-...): 6 emotions, 2 actors; plus a
+    song file claiming disgust, which the song release does not have."""
+    names = [f"Actor_{a:02d}/03-02-{e}-01-01-01-{a:02d}.wav" for a in (1, 2) for e in ("01", "02", "03", "04", "05", "06")]
+    _audio(root, *names, "Actor_01/03-02-07-01-01-01-01.wav")
+    return root
+
+
+def test_scan_dataset_vocal_channel(tmp_path):
+    root = _song_folder(tmp_path / "ravdess")
+    _audio(root, "Actor_01/03-01-08-01-01-01-01.wav", "Actor_02/03-01-07-02-01-01-02.wav")  # two speech files
+    song = scan_dataset("ravdess", root, vocal_channel="song")
+    assert len(song.manifest) == 12 and set(song.manifest["vocal_channel"]) == {"song"}
+    assert class_names(song.manifest["label"]) == ["neutral", "calm", "happy", "sad", "angry", "fearful"]
+    assert "song recordings: 6 classes (no disgust, surprised)" in song.notes
+    assert "does not exist in RAVDESS song" in _skipped_names(song)["03-02-07-01-01-01-01.wav"]
+    both = scan_dataset("ravdess", root, vocal_channel="all")
+    assert Counter(both.manifest["vocal_channel"]) == {"song": 12, "speech": 2}
+    assert len(class_names(both.manifest["label"])) == 8
+    default = scan_dataset("ravdess", root)
+    assert list(default.manifest["vocal_channel"]) == ["speech", "speech"]
+    assert default.notes[0].startswith("left out 12 song files")
+
+
+def test_song_only_folder_says_how_to_use_it(tmp_path):
+    root = _song_folder(tmp_path / "ravdess")
+    with pytest.raises(DataError) as error:
+        scan_dataset("ravdess", root)
+    message = str(error.value)
+    assert "no speech recordings" in message and "ignored 12 song files" in message
+    assert "--set data.vocal_channel=song" in message and "\n" not in message
+
+
+def test_vocal_channel_errors(tmp_path):
+    root = _song_folder(tmp_path / "ravdess")
+    with pytest.raises(ConfigError, match="^data.vocal_channel must be one of speech, song, all, not 'songs'$"):
+        scan_dataset("ravdess", root, vocal_channel="songs")
+    for dataset in ("emodb", "synthetic"):
+        with pytest.raises(ConfigError, match="^data.vocal_channel applies to ravdess only$"):
+            scan_dataset(dataset, root, vocal_channel="speech")
     with pytest.raises(ConfigError, match="vocal_channel"):
         read_corpus("ravdess", ravdess_dir, vocal_channel="whisper")
 
@@ -212,7 +256,8 @@ def test_tess_tolerates_case_and_spelling(tmp_path):
            "YAF_disgust/YAF_bath_disgust.wav",
            "OAF_Sad/OAF_bite_sad.wav",
            "YAF_happy/YAF_lot_happy.wav",
-           "OAF_angry/XYZ_back_angry.wav",     # unknown speaker
+           "OAF_neutral/OA_bite_neutral.wav",  # real release: clipped prefix, speaker from the folder
+           "misc/XYZ_back_angry.wav",          # unknown speaker, in file and folder
            "OAF_angry/OAF_back_bliss.wav")     # unknown emotion
     _junk(root)
     scan = read_corpus("tess", root)
@@ -224,8 +269,13 @@ def test_tess_tolerates_case_and_spelling(tmp_path):
         "yaf_dog_fear.wav": ("fearful", "YAF", "dog"), "YAF_kite_Fear.WAV": ("fearful", "YAF", "kite"),
         "OAF_back_neutral.wav": ("neutral", "OAF", "back"), "YAF_bath_disgust.wav": ("disgust", "YAF", "bath"),
         "OAF_bite_sad.wav": ("sad", "OAF", "bite"), "YAF_lot_happy.wav": ("happy", "YAF", "lot"),
+        "OA_bite_neutral.wav": ("neutral", "OAF", "bite"),
     }
-    assert set(_skipped_names(scan)) == {"XYZ_back_angry.wav", "OAF_back_bliss.wav", "notes.wav"}
+    skipped = _skipped_names(scan)
+    assert set(skipped) == {"XYZ_back_angry.wav", "OAF_back_bliss.wav", "notes.wav"}
+    assert "unknown speaker 'XYZ'" in skipped["XYZ_back_angry.wav"]
+    assert scan.notes == [("speaker taken from the folder name for 1 file(s) whose name does not start "
+                           "with OAF/YAF (e.g. OA_bite_neutral.wav)")]
     assert class_names(scan.manifest["label"]) == ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 
 
@@ -366,6 +416,8 @@ def test_find_duplicates(tmp_path):
 def test_real_ravdess(shared_ravdess):
     scan = read_corpus("ravdess", shared_ravdess)
     m = scan.manifest
+    assert scan.notes == []  # the shared copy is speech only
+    assert len(scan_dataset("ravdess", shared_ravdess, vocal_channel="all").manifest) == 1440
     assert (len(m), m["speaker"].nunique(), scan.skipped) == (1440, 24, [])
     assert class_names(m["label"]) == ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
     assert Counter(m["gender"]) == {"male": 720, "female": 720}

@@ -23,30 +23,45 @@ MTL_OUTPUTS = {f"{h}_{k}": t for h in ("speed", "volume") for k, t in EXPECTED_O
 
 
 def keras_reference(run_dir):
-    """The run's Keras model and a freshly built front end (what the export must reproduce)."""
+    """The run's own model.keras, loaded as a user would (safe_mode)."""
     import keras
 
+    import ser_keras.augment  # noqa: F401
     import ser_keras.frontends  # noqa: F401
-    import ser_keras.metrics  # noqa: F401
     import ser_keras.models.layers  # noqa: F401
-    from ser_keras.config import RunConfig
-    from ser_keras.pipeline import build_frontend, fixed_samples
 
-    config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
-    return config, model, build_frontend(config.features), fixed_samples(config.features)
+    return keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
 
 
-def keras_probabilities(reference, audio):
-    """Pad / crop (numpy), front end and model applied in Python on ``audio``."""
-    config, model, frontend, length = reference
-    if length is not None:
-        audio = np.stack([np.pad(a[:length], (0, max(0, length - a.size))) for a in audio])
-    features = frontend(audio.astype(np.float32))
-    if config.arch == "bigru_mha":
-        features = {"spectrogram": features, "mask": tf.ones(tf.shape(features)[:2])}
-    out = model.predict_on_batch(features)  # graph mode: an eager BiLSTM call takes seconds
+def keras_probabilities(model, audio, lengths=None):
+    """model.keras on raw audio (graph mode: an eager BiLSTM call takes seconds)."""
+    x = audio.astype(np.float32) if lengths is None else {"audio": audio.astype(np.float32), "length": lengths}
+    out = model.predict_on_batch(x)
     return {k: np.asarray(v) for k, v in out.items()} if isinstance(out, dict) else {"emotion": np.asarray(out)}
+
+
+def librosa_features(arch, audio, sample_rate, length=None):
+    """The network's input computed by librosa, independently of the project's front-end layers."""
+    import librosa
+
+    rows = []
+    for y in audio:
+        if length is not None:
+            y = np.pad(y[:length], (0, max(0, length - y.size)))
+        if arch == "cldnn":
+            mel = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=512, win_length=256, hop_length=128,
+                                                 window="hamming", n_mels=128, fmax=4000, pad_mode="constant")
+            db = librosa.power_to_db(mel, ref=np.max, top_db=80).T
+            count = (db.shape[0] - 128) // 64 + 1
+            rows.append(np.stack([db[i * 64: i * 64 + 128] for i in range(count)])[..., None])
+        else:  # bigru_mha: log power spectrogram, 10 Hz bins up to 4 kHz
+            power = np.abs(librosa.stft(y, n_fft=1600, hop_length=160, win_length=640, window="hamming",
+                                        pad_mode="constant")) ** 2
+            rows.append(librosa.power_to_db(power[:401], ref=1.0, top_db=80).T)
+    features = np.stack(rows).astype(np.float32)
+    if arch == "cldnn":
+        return {"features": features}
+    return {"spectrogram": features, "mask": np.ones(features.shape[:2], np.float32)}
 
 
 def audio_batch(sample_rate, seconds, rows=2):
@@ -76,7 +91,9 @@ def test_saved_model_cli_lists_documented_signature(trained_runs):
             assert "inputs['functionals']" in block and "shape: (-1, 1582)" in block
         else:
             assert "inputs['audio']" in block and "shape: (-1, -1)" in block
-            assert block.count("inputs[") == 1
+            assert block.count("inputs[") == (2 if arch == "bigru_mha" else 1)
+            if arch == "bigru_mha":
+                assert "inputs['length']" in block and "dtype: DT_INT32" in block
         outputs = {**EXPECTED_OUTPUTS, **(MTL_OUTPUTS if arch == "bilstm_att_mtl" else {})}
         assert block.count("outputs[") == len(outputs)
         for key, dtype in outputs.items():
@@ -87,16 +104,19 @@ def test_saved_model_cli_lists_documented_signature(trained_runs):
 
 
 @pytest.mark.parametrize("arch", ["cldnn", "bigru_mha", "bilstm_att_mtl"])
-def test_reloaded_signature_matches_keras_for_any_length(trained_runs, arch):
+def test_reloaded_signature_matches_model_keras_for_any_length(trained_runs, arch):
     run_dir, export_dir = trained_runs.run(arch), trained_runs.export(arch)
     names = json.loads((run_dir / "classes.json").read_text())
     meta = json.loads((export_dir / "assets" / "ser_keras.json").read_text())
-    signature, reference = trained_runs.signature(arch), keras_reference(run_dir)
-    train_seconds = (meta["fixed_samples"] or meta["sample_rate"]) / meta["sample_rate"]
+    signature, model = trained_runs.signature(arch), keras_reference(run_dir)
+    train_seconds = (meta["training_samples"] or meta["sample_rate"]) / meta["sample_rate"]
     for seconds in (0.5 * train_seconds, 1.3 * train_seconds):  # shorter and longer than training
         audio = audio_batch(meta["sample_rate"], seconds)
-        served = signature(audio=tf.constant(audio))
-        expected = keras_probabilities(reference, audio)
+        lengths = np.full(len(audio), audio.shape[1], np.int32) if arch == "bigru_mha" else None
+        feed = {"audio": tf.constant(audio)} if lengths is None else {"audio": tf.constant(audio),
+                                                                      "length": tf.constant(lengths)}
+        served = signature(**feed)
+        expected = keras_probabilities(model, audio, lengths)
         np.testing.assert_allclose(served["probabilities"].numpy(), expected["emotion"], atol=1e-5)
         labels = [b.decode() for b in served["label"].numpy()]
         assert labels == [names[i] for i in expected["emotion"].argmax(1)]
@@ -107,6 +127,37 @@ def test_reloaded_signature_matches_keras_for_any_length(trained_runs, arch):
                     head_names[i] for i in expected[head].argmax(1)]
 
 
+@pytest.mark.parametrize("arch", ["cldnn", "bigru_mha"])
+def test_savedmodel_agrees_with_librosa_features_and_the_network(trained_runs, arch):
+    """An independent path: librosa computes the features, the run's classifier (normalisation +
+    network, no project front-end code) scores them; the SavedModel on raw audio must agree."""
+    run_dir = trained_runs.run(arch)
+    meta = json.loads((trained_runs.export(arch) / "assets" / "ser_keras.json").read_text())
+    classifier = keras_reference(run_dir).get_layer("classifier")
+    audio = audio_batch(meta["sample_rate"], 1.2)
+    expected = np.asarray(classifier.predict_on_batch(
+        librosa_features(arch, audio, meta["sample_rate"], meta["training_samples"])))
+    feed = {"audio": tf.constant(audio)}
+    if arch == "bigru_mha":
+        feed["length"] = tf.constant(np.full(len(audio), audio.shape[1], np.int32))
+    served = trained_runs.signature(arch)(**feed)["probabilities"].numpy()
+    np.testing.assert_allclose(served, expected, atol=2e-3)  # librosa vs in-graph dB: ~1e-4 dB apart
+
+
+def test_bigru_batch_with_lengths_equals_each_clip_alone(trained_runs):
+    model, signature = keras_reference(trained_runs.run("bigru_mha")), trained_runs.signature("bigru_mha")
+    short, long = tone(0.9, 16000, freq=200.0, seed=1), tone(1.7, 16000, freq=310.0, seed=2)
+    batch = np.zeros((2, long.size), np.float32)
+    batch[0, :short.size], batch[1] = short, long
+    lengths = np.array([short.size, long.size], np.int32)
+    together = keras_probabilities(model, batch, lengths)["emotion"]
+    served = signature(audio=tf.constant(batch), length=tf.constant(lengths))["probabilities"].numpy()
+    for row, clip in enumerate((short, long)):
+        alone = keras_probabilities(model, clip[None, :], np.array([clip.size], np.int32))["emotion"][0]
+        np.testing.assert_allclose(together[row], alone, atol=1e-5)
+        np.testing.assert_allclose(served[row], alone, atol=1e-5)
+
+
 def strl_features(rows=3, frames=40, seed=0):
     rng = np.random.default_rng(seed)
     return {"lld_segments": rng.normal(size=(rows, 76, frames, 1)).astype(np.float32),
@@ -114,10 +165,10 @@ def strl_features(rows=3, frames=40, seed=0):
 
 
 def test_strl_ser_feature_signature_matches_keras(trained_runs):
-    _, model, _, _ = keras_reference(trained_runs.run("strl_ser"))
+    model = keras_reference(trained_runs.run("strl_ser"))
     features = strl_features()
     served = trained_runs.signature("strl_ser")(**{k: tf.constant(v) for k, v in features.items()})
-    expected = np.asarray(model(features, training=False))
+    expected = np.asarray(model.predict_on_batch(features))
     np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
     names = json.loads((trained_runs.run("strl_ser") / "classes.json").read_text())
     assert [b.decode() for b in served["label"].numpy()] == [names[i] for i in expected.argmax(1)]
@@ -130,7 +181,7 @@ def test_tf_serving_predict_request_maps_onto_signature(trained_runs, arch):
     from ser_keras.export import serve_request
 
     export_dir = trained_runs.export(arch)
-    inputs = strl_features(rows=2, seed=3) if arch == "strl_ser" else {"audio": audio_batch(16000, 2.2)}
+    inputs = strl_features(rows=2, seed=3) if arch == "strl_ser" else {"audio": audio_batch(16000, 2.2).astype(np.float32)}
     request = predict_pb2.PredictRequest()
     request.model_spec.name = export_dir.parent.name
     request.model_spec.signature_name = "serving_default"
@@ -255,8 +306,14 @@ def test_interrupted_export_leaves_no_version(trained_runs, tmp_path, monkeypatc
 def test_bad_run_dir_and_name(trained_runs, tmp_path):
     from ser_keras.export import export_run
 
-    with pytest.raises(RunDirError, match="not a finished run directory"):
+    with pytest.raises(RunDirError, match="not a run directory"):
         export_run(tmp_path, root=tmp_path / "out")
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    for name in ("config.json", "classes.json", "model.keras"):
+        (unfinished / name).write_bytes((trained_runs.run("cldnn") / name).read_bytes())
+    with pytest.raises(RunDirError, match="unfinished run"):
+        export_run(unfinished, root=tmp_path / "out")
     with pytest.raises(ConfigError, match="model name"):
         export_run(trained_runs.run("cldnn"), name="../escape", root=tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -7,9 +7,10 @@ import soundfile as sf
 
 from audio_fixtures import write_tone
 from ser_keras.errors import DataError, RunDirError
-from ser_keras.inference import collect_files, format_predictions, predict_files, windows
+from ser_keras.inference import collect_files, format_predictions, predict_files
 
 pytest_plugins = ["trained_runs"]
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -23,13 +24,6 @@ def mixed_folder(tmp_path):
     sf.write(str(folder / "silent.wav"), np.zeros(8000, np.float32), 16000)
     (folder / "readme.txt").write_text("ignored: not an audio suffix\n")
     return folder
-
-
-def test_windows_cover_the_file():
-    x = np.arange(10, dtype=np.float32)
-    assert windows(x, 4).tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [6, 7, 8, 9]]  # tail window ends at the end
-    assert windows(x, 5).shape == (2, 5)
-    assert windows(x[:3], 5).tolist() == [[0, 1, 2, 0, 0]]  # short: zero-padded, as in training
 
 
 def test_collect_files(mixed_folder, tmp_path):
@@ -55,8 +49,6 @@ def test_predict_folder_skips_bad_files_and_export_agrees(trained_runs, mixed_fo
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     assert list(from_run["label"]) == [names[i] for i in probs.argmax(1)]
     np.testing.assert_allclose(from_run["probability"], probs.max(1))
-    segments = dict(zip(from_run["file"].map(lambda f: f.rsplit("/", 1)[-1]), from_run["segments"]))
-    assert segments == {"long.flac": 3, "short.wav": 1}  # 3.4 s in 1.5 s windows: 2 + a tail window
     pd.testing.assert_frame_equal(pd.read_csv(csv), from_run, check_dtype=False)
 
     from_export = predict_files(export_dir, [mixed_folder])
@@ -91,24 +83,56 @@ def test_run_and_savedmodel_predict_the_same(trained_runs, tmp_path, arch):
 
 
 def test_strl_ser_segments_from_run_and_savedmodel_agree(trained_runs, tmp_path):
-    from ser_keras.inference import open_predictor, prediction_row, segment_requests
+    from ser_keras.inference import load_items, open_predictor
+    from ser_keras.scoring import model_inputs
 
     files = [write_tone(tmp_path / "a.wav", seconds=1.9, freq=190.0),
              write_tone(tmp_path / "b.wav", seconds=3.1, freq=280.0, seed=4),
              tmp_path / "empty.wav"]
     files[2].write_bytes(b"")
-    run, export = open_predictor(trained_runs.run("strl_ser")), open_predictor(trained_runs.export("strl_ser"))
-    requests, skipped = segment_requests(run, files)  # openSMILE once, in a worker process
+    run = open_predictor(trained_runs.run("strl_ser"))
+    paths, items, skipped = load_items(run, files)  # openSMILE once, in a worker process
     assert skipped == [(str(files[2]), "empty file")]
+    inputs, owners = model_inputs(run.recipe, run.features, items)
     # 1.4 s segments every 0.7 s over 32 ms IS10 frames: 1.9 s -> 2 segments, 3.1 s -> 4
-    assert [len(r["lld_segments"]) for _, r in requests] == [2, 4]
-    assert requests[0][1]["lld_segments"].shape[1:] == (76, 40, 1)
-    assert requests[0][1]["functionals"].shape == (2, 1582)
-    rows = [[prediction_row(p, path, p.call(r)) for path, r in requests] for p in (run, export)]
-    assert [r["label"] for r in rows[0]] == [r["label"] for r in rows[1]]
-    for a, b in zip(*rows):
-        np.testing.assert_allclose([a[k] for k in a if k.startswith("p_")], [b[k] for k in b if k.startswith("p_")],
-                                   atol=1e-5)
+    assert np.bincount(owners).tolist() == [2, 4]
+    assert inputs["lld_segments"].shape[1:] == (76, 40, 1) and inputs["functionals"].shape == (6, 1582)
+    from_run, from_export = (predict_files(source, files[:2]) for source in
+                             (run, trained_runs.export("strl_ser")))
+    assert list(from_run["label"]) == list(from_export["label"])
+    columns = [c for c in from_run if c.startswith("p_")]
+    np.testing.assert_allclose(from_export[columns], from_run[columns], atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["cldnn", "bigru_mha", "bilstm_att_mtl"])
+def test_model_keras_on_raw_audio_equals_cli_predict_and_savedmodel(trained_runs, tmp_path, arch):
+    """The must-show of the waveform-in redesign: one model, three ways in, one answer."""
+    import json
+    import subprocess
+    import sys
+
+    import keras
+
+    from ser_keras.audio import load_audio
+
+    run_dir = trained_runs.run(arch)
+    rate = json.loads((run_dir / "config.json").read_text())["features"]["sample_rate"]
+    path = write_tone(tmp_path / "clip.wav", seconds=1.1, freq=230.0, seed=7)
+    csv = tmp_path / "cli.csv"
+    done = subprocess.run([sys.executable, "cli.py", "predict", str(run_dir), str(path), "--csv", str(csv)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    names = json.loads((run_dir / "classes.json").read_text())
+    from_cli = pd.read_csv(csv)[[f"p_{n}" for n in names]].to_numpy()[0]
+
+    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    audio = load_audio(path, rate)[None, :]
+    x = {"audio": audio, "length": np.array([audio.shape[1]], np.int32)} if arch == "bigru_mha" else audio
+    out = model.predict_on_batch(x)
+    from_keras = np.asarray(out["emotion"] if isinstance(out, dict) else out)[0]
+    from_export = predict_files(trained_runs.export(arch), [path])[[f"p_{n}" for n in names]].to_numpy()[0]
+    np.testing.assert_allclose(from_cli, from_keras, atol=1e-5)
+    np.testing.assert_allclose(from_export, from_keras, atol=1e-5)
 
 
 def test_every_file_bad_is_an_error(trained_runs, tmp_path):

@@ -12,12 +12,8 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from ser_keras.evaluation import (
-    aggregate_segments,
-    format_fold_table,
-    summarise_folds,
-    utterance_labels,
-)
+from ser_keras.cv import format_fold_table, summarise_folds
+from ser_keras.scoring import aggregate_segments, utterance_labels
 from ser_keras.metrics import UnweightedAccuracy, compute_metrics, format_metrics
 
 NAMES3 = ["neutral", "happy", "sad"]

@@ -4,12 +4,33 @@ import keras
 import numpy as np
 import pytest
 
+from ser_keras.assembly import summary_network, summary_text
+from ser_keras.config import resolve_config
 from ser_keras.errors import ConfigError
-from ser_keras.models import ARCHS, build_model, count_params, hparam_defaults, summary_text
+from ser_keras.labels import DATASET_CLASSES
 from ser_keras.models import layers as L
+from ser_keras.recipes import get_recipe, names
 from ser_keras.models.baselines import (SVMBaseline, build_bilstm, build_bilstm_att, build_lstm,
                                         build_lstm_att, utterance_statistics)
-from ser_keras.models.specs import DATASETS, default_num_classes, input_spec
+
+ARCHS = tuple(names())
+DATASETS = tuple(DATASET_CLASSES)
+
+
+def build_model(arch, spec, num_classes, **hparams):
+    return get_recipe(arch).build_network(spec, num_classes, **hparams)
+
+
+def input_spec(arch, dataset):
+    return get_recipe(arch).network_spec(resolve_config(arch, dataset).features)
+
+
+def default_num_classes(arch, dataset):
+    return get_recipe(arch).summary_classes.get(dataset, DATASET_CLASSES[dataset])
+
+
+def count_params(arch, dataset, **hparams):
+    return summary_network(arch, dataset, **hparams).count_params()
 
 # Small but faithful inputs per arch, so every test takes seconds.
 SMALL_SPECS = {
@@ -167,7 +188,7 @@ def test_strl_ser_ablations_build_and_run(hparams):
 
 def test_bad_arch_and_hparams_raise_config_error_with_choices():
     with pytest.raises(ConfigError, match="cldnn, bigru_mha, strl_ser, bilstm_att_mtl"):
-        build_model("resnet", {}, 4)
+        get_recipe("resnet")
     with pytest.raises(ConfigError, match="valid:.*heads"):
         build_model("bigru_mha", SMALL_SPECS["bigru_mha"], 4, head=8)
     with pytest.raises(ConfigError, match="blstm_att"):
@@ -176,9 +197,7 @@ def test_bad_arch_and_hparams_raise_config_error_with_choices():
         build_model("strl_ser", SMALL_SPECS["strl_ser"], 4, temporal="gru")
     with pytest.raises(ConfigError, match="functionals"):
         build_model("strl_ser", {"lld_segments": (76, 40, 1)}, 4)
-    with pytest.raises(ConfigError, match="dataset"):
-        input_spec("cldnn", "librispeech")
-    assert "conv_blocks" in hparam_defaults("cldnn")
+    assert "conv_blocks" in get_recipe("cldnn").hparam_defaults()
 
 
 def test_specs_cover_every_arch_and_dataset():

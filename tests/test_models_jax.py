@@ -19,7 +19,13 @@ SCRIPT = r"""
 import json
 import numpy as np
 import keras
-from ser_keras.models import ARCHS, build_model
+from ser_keras.recipes import get_recipe, names
+
+ARCHS = names()
+
+
+def build_model(arch, spec, num_classes):
+    return get_recipe(arch).build_network(spec, num_classes)
 
 assert keras.backend.backend() == "jax", keras.backend.backend()
 rng = np.random.default_rng(0)

@@ -1,13 +1,15 @@
-"""The tf.data pipelines: shapes, masks, normalisation statistics and determinism per input kind."""
+"""The data path: batches per input kind, masks, normalisation statistics, seeded per-epoch orders."""
 
 import numpy as np
 import pytest
 
 from tiny import tiny_config, tiny_corpus
 
-from ser_keras import pipeline
+from ser_keras.assembly import build_frontend
 from ser_keras.config import resolve_config
-from ser_keras.training import load_data, make_targets
+from ser_keras.data import parts
+from ser_keras.data.batches import Batches
+from ser_keras.loading import load_data, make_targets
 
 
 @pytest.fixture(scope="module")
@@ -16,107 +18,111 @@ def corpus(tmp_path_factory):
     return tiny_corpus(root / "corpus"), root / "cache"
 
 
-def first_batch(config, data, training=False, seed=0):
+def train_part(config, data):
     fold = data.folds[0]
-    targets = make_targets(config, data, fold)
-    if config.features.frontend == "is10":
-        ds, owners = pipeline.segment_dataset(config, data.prepared, fold.train, targets, training, seed)
-        return next(iter(ds)), owners
-    ds = pipeline.waveform_dataset(config, data.prepared, fold.train, targets, training=training, seed=seed,
-                                   augmentation=pipeline.build_augmentation(config.features, seed))
-    return next(iter(ds)), None
+    targets = make_targets(config.recipe, data.manifest, data.class_names, fold.train)
+    return parts.PartInputs(config.recipe, config.features, data.prepared, fold.train, targets)
 
 
-@pytest.mark.parametrize("arch, shapes", [
-    ("cldnn", {"features": (8, 1, 128, 128, 1)}),
-    ("bilstm_att_mtl", {"features": (8, 600, 205)}),
-])
-def test_fixed_length_batches(arch, shapes, corpus):
-    data_dir, cache = corpus
-    config = tiny_config(arch, data_dir, cache)
+@pytest.mark.parametrize("arch, shape", [("cldnn", (8, 1, 128, 128, 1)), ("bilstm_att_mtl", (8, 600, 205))])
+def test_fixed_length_batches(arch, shape, corpus):
+    config = tiny_config(arch, *corpus)
     data = load_data(config, progress=False)
-    (x, y), _ = first_batch(config, data)
-    assert tuple(x.shape) == shapes["features"]
-    assert np.isfinite(x.numpy()).all()
-    if arch == "bilstm_att_mtl":
-        assert set(y) == {"emotion", "speed", "volume"}
-        assert all(int(v.numpy().max()) <= 2 for k, v in y.items() if k != "emotion")
+    part = train_part(config, data)
+    audio, y = parts.waveform_batches(part, 8, training=False, seed=0).batch(0)
+    assert audio.shape == (8, config.recipe.training_samples(config.features))
+    cached = parts.compute_features(build_frontend(config.recipe, config.features), part)
+    x, y = parts.feature_batches(cached, part, 8, training=False, seed=0).batch(0)
+    assert x["features"].shape == shape and np.isfinite(x["features"]).all()
+    if config.recipe.heads:
+        assert set(y) == {"emotion", "speed", "volume"} and max(y["speed"].max(), y["volume"].max()) <= 2
     else:
         assert y.shape == (8,)
 
 
 def test_bigru_batches_are_padded_and_masked(corpus):
-    data_dir, cache = corpus
-    config = tiny_config("bigru_mha", data_dir, cache)
+    config = tiny_config("bigru_mha", *corpus)
     data = load_data(config, progress=False)
-    (x, y), _ = first_batch(config, data)
-    spec, mask = x["spectrogram"].numpy(), x["mask"].numpy()
+    part = train_part(config, data)
+    audio_batches = parts.waveform_batches(part, 8, training=False, seed=0)
+    waves, _ = audio_batches.batch(0)
+    n_samples = data.manifest["n_samples"].to_numpy()[part.positions[:8]]
+    assert np.array_equal(waves["length"], n_samples) and waves["audio"].shape[1] % 8000 == 0
+    cached = parts.compute_features(build_frontend(config.recipe, config.features), part)
+    x, y = parts.feature_batches(cached, part, 8, training=False, seed=0).batch(0)
+    spec, mask = x["spectrogram"], x["mask"]
     assert spec.shape[0] == mask.shape[0] == y.shape[0] and spec.shape[2] == 401
     lengths = mask.sum(axis=1).astype(int)
-    positions = data.folds[0].train[:len(lengths)]
-    expected = 1 + data.manifest["n_samples"].to_numpy()[positions] // 160  # centred 10 ms frames
-    assert np.array_equal(lengths, expected)
+    assert np.array_equal(lengths, 1 + n_samples // 160)  # centred 10 ms frames
     for row, n in enumerate(lengths):  # mask: ones on real frames, zeros (and zero features) on padding
-        assert mask[row, :n].all() and not mask[row, n:].any()
-        assert not spec[row, n:].any()
+        assert mask[row, :n].all() and not mask[row, n:].any() and not spec[row, n:].any()
 
 
 def test_strl_segments_and_owners(corpus):
-    data_dir, cache = corpus
-    config = tiny_config("strl_ser", data_dir, cache)
+    config = tiny_config("strl_ser", *corpus)
     data = load_data(config, progress=False)
-    (x, y), owners = first_batch(config, data)
-    assert tuple(x["lld_segments"].shape[1:]) == (76, 40, 1)
-    assert tuple(x["functionals"].shape[1:]) == (1582,)
-    # every training utterance contributes at least one segment, none from outside the part
-    assert set(owners) == set(data.folds[0].train)
+    part = train_part(config, data)
+    batches, table = parts.segment_batches(part, 8, training=False, seed=0)
+    x, y = batches.batch(0)
+    assert x["lld_segments"].shape[1:] == (76, 40, 1) and x["functionals"].shape[1:] == (1582,)
+    assert len(table["lld_segments"]) == batches.n_items >= len(part)  # every utterance gives >= 1 segment
+    # the segments of one utterance carry its functionals and its label
+    assert np.array_equal(x["functionals"][0], data.prepared.is10_functionals[part.positions[0]])
 
 
-def test_normalisers_learn_training_statistics(corpus):
-    data_dir, cache = corpus
-    config = tiny_config("bilstm_att_mtl", data_dir, cache)
+def test_normalisation_uses_training_statistics(corpus):
+    from ser_keras.assembly import build_run_model
+
+    config = tiny_config("bilstm_att_mtl", *corpus)
     data = load_data(config, progress=False)
-    fold = data.folds[0]
-    ds = pipeline.waveform_dataset(config, data.prepared, fold.train, make_targets(config, data, fold),
-                                   training=False)
-    (norm,) = pipeline.adapt_normalizers(ds, ["features"]).values()
-    features = np.concatenate([x.numpy() for x, _ in ds])
-    normalised = np.asarray(norm(features)).reshape(-1, 205)
-    features = features.reshape(-1, 205)
+    part = train_part(config, data)
+    cached = parts.compute_features(build_frontend(config.recipe, config.features), part)
+    stats = parts.statistics(cached, config.recipe.normalization_axes(config.features))
+    features = cached["features"].reshape(-1, 205)
+    np.testing.assert_allclose(stats["features"][0], features.mean(0), rtol=1e-4, atol=1e-4)
+    run_model = build_run_model(config.recipe, config, len(data.class_names), stats)
+    norm = run_model.classifier.get_layer("normalize_features")
+    normalised = np.asarray(norm(cached["features"])).reshape(-1, 205)
     assert np.allclose(normalised.mean(axis=0), 0, atol=1e-3)
-    spread = features.std(axis=0) > 1e-3
+    spread = features.std(axis=0) > 1e-2
     assert np.allclose(normalised.std(axis=0)[spread], 1, atol=1e-2)
 
 
-def test_training_batches_are_deterministic_under_a_seed(corpus):
-    data_dir, cache = corpus
-    config = tiny_config("bilstm_att_mtl", data_dir, cache)
+def test_cldnn_normalises_per_mel_band(corpus):
+    config = tiny_config("cldnn", *corpus)
+    assert config.recipe.normalization_axes(config.features) == {"features": -2}
     data = load_data(config, progress=False)
-    fold = data.folds[0]
-    targets = make_targets(config, data, fold)
+    cached = parts.compute_features(build_frontend(config.recipe, config.features), train_part(config, data))
+    mean, _ = parts.statistics(cached, {"features": -2})["features"]
+    assert mean.shape == (128,) and np.ptp(mean) > 1.0  # bands differ: one scalar would hide that
 
-    def labels(seed):
-        ds = pipeline.waveform_dataset(config, data.prepared, fold.train, targets, training=True, seed=seed)
-        return np.concatenate([y["emotion"].numpy() for _, y in ds])
 
-    first, again, other = labels(3), labels(3), labels(4)
-    assert np.array_equal(first, again)
-    assert not np.array_equal(first, other)
-    assert sorted(first) == sorted(targets.emotion[fold.train])
+def test_batches_are_seeded_fresh_every_epoch_and_bucketed():
+    lengths = np.array([1, 9, 2, 8, 3, 7, 1, 9, 2, 8, 3, 7])
+    source = Batches(lambda idx: (idx, idx), len(lengths), 2, shuffle=True, seed=3, lengths=lengths,
+                     bucket_edges=[5])
+    epochs = [np.concatenate(source.order(e)) for e in range(3)]
+    for order in epochs:
+        assert sorted(order) == list(range(len(lengths)))  # every item once per epoch
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+    assert np.array_equal(np.concatenate(Batches(lambda i: (i, i), 12, 2, True, 3, lengths, [5]).order(1)),
+                          epochs[1])  # the same seed and epoch replay the same order (resume)
+    for batch in source.order(0):  # a batch never mixes short and long items
+        assert len(set(lengths[batch] > 5)) == 1
+    assert len(source) == len(source.order(5))
+    plain = Batches(lambda i: (i, i), 5, 2)
+    assert [b.tolist() for b in plain.order(0)] == [[0, 1], [2, 3], [4]] == [b.tolist() for b in plain.order(7)]
 
 
 def test_real_ravdess_log_mel_windows(shared_ravdess, tmp_path):
-    config = resolve_config("cldnn", "ravdess", **{"data.data_dir": str(shared_ravdess),
-                                                    "data.cache_dir": str(tmp_path), "train.batch_size": 4})
-    config.data.dataset = "csv"  # read just a few real files through the csv reader
     rows = sorted(shared_ravdess.glob("Actor_0[12]/*.flac"))[:12]
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("path,label,speaker\n" + "".join(
         f"{p},{['neutral', 'happy', 'sad'][i % 3]},{p.parent.name}\n" for i, p in enumerate(rows)))
-    config.data.data_dir = str(manifest)
-    config.data.merges = []
+    config = resolve_config("cldnn", "csv", **{"data.data_dir": str(manifest), "data.cache_dir": str(tmp_path),
+                                                "data.merges": []})
     data = load_data(config, progress=False)
-    (x, y), _ = first_batch(config, data)
-    assert tuple(x.shape) == (4, 8, 128, 128, 1)  # 5.0 s -> 626 frames -> 8 windows
-    values = x.numpy()
+    cached = parts.compute_features(build_frontend(config.recipe, config.features), train_part(config, data))
+    values = cached["features"]
+    assert values.shape[1:] == (8, 128, 128, 1)  # 5.0 s -> 626 frames -> 8 windows
     assert values.max() <= 0.0 + 1e-4 and values.min() >= -80.0 - 1e-3  # dB relative to each clip's max

@@ -169,3 +169,24 @@ def test_derived_measures_rank_the_synthetic_speed_and_volume(tmp_path):
     assert level["quiet"] < level["normal"] < level["loud"]
     speed = prepare.tertile_labels(pc.manifest["syllable_rate"], pc.manifest["syllable_rate"], ("slow", "normal", "fast"))
     assert np.mean(speed == pc.manifest["speed"].to_numpy()) > 0.5  # chance is 1/3
+
+
+def test_truncated_file_is_skipped_as_truncated(tmp_path, good):
+    whole = good[2].read_bytes()
+    cut = tmp_path / "audio" / "cut.wav"
+    cut.write_bytes(whole[: len(whole) // 2])  # an interrupted copy: the header promises twice as much
+    pc = prepare.prepare_corpus(manifest_of([good[0], cut, good[1]]), 16000, cache_dir=tmp_path / "cache", progress=False)
+    assert len(pc) == 2
+    assert pc.skipped.values.tolist() == [[str(cut), "truncated"]]
+
+
+def test_cache_files_follow_the_umask(tmp_path, good):
+    old = os.umask(0o022)
+    try:
+        pc = prepare.prepare_corpus(manifest_of(good), 16000, cache_dir=tmp_path / "cache", progress=False)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in pc.directory.iterdir()}
+    assert set(modes) >= {"waveforms.npy", "offsets.npy", "scales.npy", "manifest.csv", "skipped.csv", "settings.json"}
+    assert set(modes.values()) == {0o644}
+    assert pc.directory.stat().st_mode & 0o777 == 0o755

@@ -1,6 +1,9 @@
 """Run reports: metrics.json, predictions.csv and the PNG plots."""
 
 import json
+import os
+import stat
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +15,7 @@ from ser_keras.reports import (
     plot_confusion,
     plot_history,
     plot_tsne,
+    write_atomically,
     write_metrics_json,
     write_predictions_csv,
 )
@@ -142,3 +146,37 @@ def test_plot_tsne_is_deterministic_under_seed(tmp_path):
 def test_plot_tsne_rejects_mismatched_lengths(tmp_path):
     with pytest.raises(ValueError, match="same length"):
         plot_tsne(tmp_path / "t.png", np.zeros((5, 3)), np.zeros((4, 3)), [0] * 5, NAMES)
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and restore it afterwards."""
+    old = os.umask(0o022)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_report_files_follow_the_umask(tmp_path, umask, mask, mode):
+    # mkstemp's 0600 used to survive the rename: reports unreadable by the rest of the group
+    umask(mask)
+    probabilities = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1]])
+    written = [
+        write_metrics_json(tmp_path, compute_metrics(np.array([0, 1]), np.array([0, 1]), NAMES)),
+        write_predictions_csv(tmp_path, ["a.wav", "b.wav"], [0, 1], [0, 1], probabilities, NAMES),
+        plot_confusion(tmp_path / "confusion.png", np.eye(3), NAMES),
+        write_atomically(tmp_path / "sub" / "note.txt", lambda tmp: Path(tmp).write_text("x")),
+    ]
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in written} == {
+        "metrics.json": mode, "predictions.csv": mode, "confusion.png": mode, "note.txt": mode}
+    assert_no_temporary_files(tmp_path)
+
+
+def test_failed_write_leaves_no_temporary_file(tmp_path):
+    def broken(tmp):
+        Path(tmp).write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_atomically(tmp_path / "x.json", broken)
+    assert list(tmp_path.iterdir()) == []

@@ -63,7 +63,7 @@ def test_iemocap_loso_leaves_out_whole_sessions():
 
 def test_random_protocol_is_stratified_and_validation_comes_from_training():
     m = fake_manifest(speakers=5, per_class=10)
-    (fold,) = make_folds(m, "paper", arch="cldnn", seed=1)
+    (fold,) = make_folds(m, "paper", paper_kind="random", seed=1)
     assert_partition(m, fold)
     test_share = m["label"].iloc[fold.test].value_counts(normalize=True)
     assert np.allclose(test_share.to_numpy(), 0.25, atol=0.02)
@@ -73,12 +73,12 @@ def test_random_protocol_is_stratified_and_validation_comes_from_training():
 
 def test_bigru_paper_protocol_is_loso():
     m = fake_manifest(speakers=4)
-    assert len(make_folds(m, "paper", arch="bigru_mha")) == 4
+    assert len(make_folds(m, "paper", paper_kind="loso")) == 4
 
 
 def test_official_split_is_used_when_the_corpus_has_one():
     m = fake_manifest(split=lambda f: np.where(f["speaker"].isin(["spk00", "spk01"]), "test", "train"))
-    (fold,) = make_folds(m, "paper", arch="bilstm_att_mtl")
+    (fold,) = make_folds(m, "paper", paper_kind="official")
     assert speakers_of(m, fold.test) == {"spk00", "spk01"}
     assert set(m["split"].iloc[fold.val]) == {"train"}
 

@@ -2,6 +2,7 @@
 guarantees that make the numbers honest (no test file selects a checkpoint) and resumption."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -45,39 +46,50 @@ def test_train_writes_a_complete_run_directory(arch, corpus, tmp_path):
     assert saved["wa"] == pytest.approx((predictions["true"] == predictions["predicted"]).mean())
     assert len(pd.read_csv(run_dir / "history.csv")) == 2
 
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
-    assert model.count_params() > 0
-    assert json.loads((run_dir / "config.json").read_text())["arch"] == arch
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["arch"] == arch
+    assert saved["environment"]["keras"] == keras.__version__
+    assert saved["environment"]["backend"] == keras.backend.backend() and saved["environment"]["numpy"]
 
 
 def test_checkpoint_selection_never_sees_test_files(corpus, tmp_path, monkeypatch):
-    """Spy on fit: the validation data it receives is built only from the fold's validation
+    """Spy on fit: the validation batches it receives are built only from the fold's validation
     files, which are training-side files disjoint from the test files."""
+    from ser_keras.data import parts
+
     data_dir, cache = corpus
     config = tiny_config("bilstm_att_mtl", data_dir, cache, epochs=1, **{"data.protocol": "speaker"})
-    built, seen = {}, {}
-    real_make_datasets = training.make_datasets
+    part_rows, seen = {}, {}
+    real_part = parts.PartInputs.__init__
 
-    def spy_make_datasets(config, data, fold, targets, seed):
-        datasets, owners = real_make_datasets(config, data, fold, targets, seed)
-        built.update({id(ds): (part, getattr(fold, part)) for part, ds in datasets.items()})
-        seen["manifest"] = data.manifest
-        return datasets, owners
+    def spy_part(self, recipe, features, prepared, positions, targets):
+        real_part(self, recipe, features, prepared, positions, targets)
+        seen["manifest"] = prepared.manifest
+        part_rows[id(self)] = list(positions)
+
+    real_plan = training.plan_fit
+
+    def spy_plan(config, data, fold, targets):
+        plan = real_plan(config, data, fold, targets)
+        seen["val_source"] = plan.val
+        return plan
 
     real_fit = keras.Model.fit
 
     def spy_fit(self, *args, validation_data=None, **kwargs):
-        seen["validation"] = built[id(validation_data)]
+        seen["validation"] = validation_data
         return real_fit(self, *args, validation_data=validation_data, **kwargs)
 
-    monkeypatch.setattr(training, "make_datasets", spy_make_datasets)
+    monkeypatch.setattr(parts.PartInputs, "__init__", spy_part)
+    monkeypatch.setattr(training, "plan_fit", spy_plan)
     monkeypatch.setattr(keras.Model, "fit", spy_fit)
     run_dir, _ = training.train(config, runs_dir=tmp_path, progress=False, verbose=0)
 
-    part, positions = seen["validation"]
-    assert part == "val"
+    # augmentation on: the validation batches are waveform batches of one PartInputs
+    val_part = seen["val_source"].make_batch.__closure__
+    part = next(c.cell_contents for c in val_part if isinstance(c.cell_contents, parts.PartInputs))
     manifest = seen["manifest"]
-    val_files = set(manifest["path"].iloc[positions])
+    val_files = set(manifest["path"].iloc[part_rows[id(part)]])
     split = pd.read_csv(run_dir / "split.csv")
     test_files = set(split.loc[split["part"] == "test", "path"])
     assert val_files == set(split.loc[split["part"] == "val", "path"])
@@ -87,6 +99,86 @@ def test_checkpoint_selection_never_sees_test_files(corpus, tmp_path, monkeypatc
     train_side = set(split.loc[split["part"] != "test", "path"])
     assert not {speakers[f] for f in test_files} & {speakers[f] for f in train_side}
     assert "validation part" in json.loads((run_dir / "metrics.json").read_text())["checkpoint_selection"]
+
+
+class KeepEpochWeights(keras.callbacks.Callback):
+    """Copies of the trained model's weights after every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append([np.array(w) for w in self.model.get_weights()])
+
+
+def test_model_keras_holds_the_best_validation_epoch(corpus, tmp_path):
+    data_dir, cache = corpus
+    keep = KeepEpochWeights()
+    config = tiny_config("strl_ser", data_dir, cache, epochs=4, **{"train.patience": 10})
+    run_dir, _ = training.train(config, runs_dir=tmp_path, progress=False, verbose=0, extra_callbacks=[keep])
+    history = pd.read_csv(run_dir / "history.csv")
+    best = int(history["val_loss"].idxmin())
+    saved = keras.saving.load_model(run_dir / "model.keras", safe_mode=True).get_layer("classifier")
+    for got, want in zip(saved.get_weights(), keep.weights[best]):
+        np.testing.assert_array_equal(got, want)
+    if best != len(history) - 1:  # the last epoch differs, so the test could tell them apart
+        assert any(not np.array_equal(a, b) for a, b in zip(saved.get_weights(), keep.weights[-1]))
+
+
+def test_identical_runs_give_identical_metrics_and_fresh_orders(corpus, tmp_path, monkeypatch):
+    from ser_keras.data.batches import Batches
+
+    data_dir, cache = corpus
+    orders = []
+    real_order = Batches.order
+
+    def spy_order(self, epoch):
+        result = real_order(self, epoch)
+        if self.shuffle:
+            orders.append((epoch, np.concatenate(result).tolist()))
+        return result
+
+    monkeypatch.setattr(Batches, "order", spy_order)
+    results = [training.train(tiny_config("cldnn", data_dir, cache, epochs=2), runs_dir=tmp_path / str(i),
+                              progress=False, verbose=0) for i in range(2)]
+    first, second = (json.loads((d / "metrics.json").read_text()) for d, _ in results)
+    assert first["wa"] == second["wa"] and first["ua"] == second["ua"]
+    assert first["confusion"] == second["confusion"]
+    p1, p2 = (pd.read_csv(d / "predictions.csv") for d, _ in results)
+    np.testing.assert_allclose(p1.filter(like="p_"), p2.filter(like="p_"), atol=1e-5)
+    by_epoch = {}
+    for epoch, order in orders:
+        by_epoch.setdefault(epoch, order)
+        assert by_epoch[epoch] == order  # the same epoch replays the same order
+    assert set(by_epoch) >= {0, 1} and by_epoch[0] != by_epoch[1]  # every epoch a new order
+
+
+def test_mtl_monitor_is_a_logged_metric_and_selects_checkpoints(corpus, tmp_path):
+    data_dir, cache = corpus
+    config = tiny_config("bilstm_att_mtl", data_dir, cache, epochs=1,
+                         **{"train.monitor": "val_unweighted_accuracy", "features.augment": False})
+    run_dir, metrics = training.train(config, runs_dir=tmp_path, progress=False, verbose=0)
+    monitor = training.monitor_name(config.recipe, config)
+    assert monitor == "val_emotion_unweighted_accuracy"
+    assert monitor in pd.read_csv(run_dir / "history.csv").columns
+    assert (run_dir / "best.weights.h5").exists()
+    assert set(metrics["heads"]) == {"speed", "volume"}  # the auxiliary heads are reported too
+
+
+def test_each_prediction_row_belongs_to_its_file(corpus, tmp_path):
+    from ser_keras.inference import predict_files
+
+    data_dir, cache = corpus
+    run_dir, _ = training.train(tiny_config("bigru_mha", data_dir, cache, epochs=1), runs_dir=tmp_path,
+                                progress=False, verbose=0)
+    rows = pd.read_csv(run_dir / "predictions.csv")
+    alone = predict_files(run_dir, list(rows["file"][::-1]))  # other order, other batches, other padding
+    merged = rows.merge(alone, on="file", suffixes=("", "_alone"))
+    columns = [c for c in rows if c.startswith("p_")]
+    ours, theirs = merged[columns].to_numpy(), merged[[c + "_alone" for c in columns]].to_numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)  # float noise of batched GRUs only
+    assert np.abs(ours - np.roll(theirs, 1, axis=0)).max() > 1e-3  # rows one file off would fail
 
 
 class StopAfter(keras.callbacks.Callback):
@@ -120,8 +212,8 @@ def test_unknown_settings_are_config_errors(corpus, tmp_path):
     with pytest.raises(ConfigError, match="unknown setting"):
         tiny_config("cldnn", data_dir, cache, **{"train.epochz": 3})
     with pytest.raises(ConfigError, match="hyperparameter"):
-        config = tiny_config("cldnn", data_dir, cache, **{"model.heads": 3})
-        training.train(config, runs_dir=tmp_path, progress=False, verbose=0)
+        tiny_config("cldnn", data_dir, cache, **{"model.heads": 3})
+    assert not any(tmp_path.iterdir())
 
 
 def test_evaluate_rescores_the_test_part_and_other_corpora(corpus, tmp_path):
@@ -132,7 +224,10 @@ def test_evaluate_rescores_the_test_part_and_other_corpora(corpus, tmp_path):
     run_dir, metrics = training.train(tiny_config("cldnn", data_dir, cache, epochs=1), runs_dir=tmp_path / "runs",
                                       progress=False, verbose=0)
     again, out = evaluate_run(run_dir, progress=False)
-    assert again["wa"] == pytest.approx(metrics["wa"]) and again["ua"] == pytest.approx(metrics["ua"])
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("wa", "ua", "macro_f1", "n"):
+        assert again[key] == pytest.approx(saved[key])
+    assert again["confusion"] == saved["confusion"]
     assert (out / "metrics.json").exists() and (out / "predictions.csv").exists()
 
     # Another corpus in the RAVDESS layout with two extra emotions the model never saw.
@@ -146,7 +241,7 @@ def test_evaluate_rescores_the_test_part_and_other_corpora(corpus, tmp_path):
 
 
 def test_cv_runs_every_loso_fold(corpus, tmp_path):
-    from ser_keras.evaluation import run_cv
+    from ser_keras.cv import run_cv
 
     data_dir, cache = corpus
     config = tiny_config("cldnn", data_dir, cache, epochs=1, **{"data.protocol": "loso"})
@@ -154,4 +249,6 @@ def test_cv_runs_every_loso_fold(corpus, tmp_path):
     assert list(table.index) == ["loso-Actor_01", "loso-Actor_02", "loso-Actor_03", "mean", "std"]
     assert table.loc["mean", "wa"] == pytest.approx(table.iloc[:3]["wa"].mean())
     assert (out / "summary.txt").exists()
+    folds = pd.read_csv(out / "folds.csv", index_col="fold")
+    assert all((Path(d) / "metrics.json").exists() for d in folds["run_dir"].iloc[:3])
     assert len(list(tmp_path.glob("cldnn-synthetic-*"))) == 3

@@ -1,0 +1,190 @@
+"""The run directory: create, resume, read (config, split, model), write.
+
+    runs/<arch>-<dataset>-<time>/
+      config.json     resolved settings + "environment" (python, numpy, keras, backend, TF / JAX)
+      command.txt     the command that made it
+      classes.json    emotion class names, in the model's output order
+      split.csv       path, part (train / val / test), label, speaker, bytes (+ derived head labels)
+      model.keras     the whole waveform-in model (best validation epoch)
+      history.csv  predictions.csv  confusion.png  curves.png  tsne.png
+      metrics.json    written LAST: a run is finished exactly when it has one
+
+An unfinished run (no metrics.json) is resumed by the same `train` command and refused by
+`evaluate`, `export` and `predict`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import RunDirError
+
+REQUIRED = ("config.json", "classes.json", "model.keras")
+FINISHED_MARKER = "metrics.json"
+
+
+def environment() -> dict:
+    """Library versions and backend, recorded with every run."""
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    import keras
+    import numpy
+
+    return {"python": platform.python_version(), "numpy": numpy.__version__, "keras": keras.__version__,
+            "backend": keras.backend.backend(), "tensorflow": version("tensorflow"), "jax": version("jax"),
+            "jaxlib": version("jaxlib"), "device": device_name()}
+
+
+def device_name() -> str:
+    """The accelerator the backend trains on, else the CPU model (for the results table)."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            if device.platform != "cpu":
+                return f"{device.device_kind} x{jax.device_count()}"
+        elif backend == "tensorflow":
+            from .data.tf_data import gpu_names
+
+            gpus = gpu_names()
+            if gpus:
+                return f"{gpus[0]} x{len(gpus)}"
+    except Exception:  # a device query must never fail a run
+        pass
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return f"CPU {line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    return f"CPU {platform.processor() or platform.machine()}"
+
+
+def settings_of(saved: dict) -> dict:
+    """The resolved config part of a saved config.json (without the environment)."""
+    return {k: v for k, v in saved.items() if k != "environment"}
+
+
+def open_run_dir(runs_dir, config, resumable=lambda d: (d / "backup").is_dir()) -> tuple[Path, bool]:
+    """A new run directory, or the unfinished one of an identical earlier command (resume)."""
+    runs_dir = Path(runs_dir)
+    resolved = config.to_dict()
+    prefix = f"{config.arch}-{config.data.dataset}-"
+    for candidate in sorted(runs_dir.glob(prefix + "*"), reverse=True):
+        saved = candidate / "config.json"
+        if saved.exists() and not is_finished(candidate) and resumable(candidate):
+            if settings_of(json.loads(saved.read_text())) == resolved:
+                return candidate, True
+    return unique_dir(runs_dir, prefix.rstrip("-")), False
+
+
+def unique_dir(parent: Path, stem: str) -> Path:
+    """``parent/<stem>-<time>`` created now; a suffix when that name is taken (same second)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    parent.mkdir(parents=True, exist_ok=True)
+    for suffix in range(1, 1000):
+        path = parent / (f"{stem}-{stamp}" + ("" if suffix == 1 else f"-{suffix}"))
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunDirError(f"could not create a new folder under {parent}")
+
+
+def write_header(run_dir: Path, config, command: str, class_names: list, split: pd.DataFrame) -> None:
+    """config.json (+ environment), command.txt, classes.json and split.csv."""
+    saved = {**config.to_dict(), "environment": environment()}
+    (run_dir / "config.json").write_text(json.dumps(saved, indent=2, sort_keys=True))
+    (run_dir / "command.txt").write_text(command + "\n")
+    (run_dir / "classes.json").write_text(json.dumps(class_names))
+    split.to_csv(run_dir / "split.csv", index=False)
+
+
+def split_table(manifest: pd.DataFrame, fold, extra_columns: dict) -> pd.DataFrame:
+    """One row per file of the fold: what `evaluate` needs to re-score without re-splitting."""
+    rows = []
+    for part in ("train", "val", "test"):
+        for p in getattr(fold, part):
+            row = manifest.iloc[int(p)]
+            path = row["path"]
+            rows.append({"path": path, "part": part, "label": row["label"], "speaker": row.get("speaker"),
+                         "bytes": os.path.getsize(path) if os.path.exists(path) else -1,
+                         **{c: values[int(p)] for c, values in extra_columns.items()}})
+    return pd.DataFrame(rows)
+
+
+def save_model(model, run_dir: Path) -> None:
+    tmp = run_dir / "model.partial.keras"
+    model.save(tmp)
+    tmp.replace(run_dir / "model.keras")
+
+
+def current_command() -> str:
+    return " ".join(["python"] + sys.argv)
+
+
+# ----------------------------------------------------------------------------- reading
+
+def is_run_dir(path) -> bool:
+    return all((Path(path) / name).is_file() for name in REQUIRED)
+
+
+def is_finished(path) -> bool:
+    return (Path(path) / FINISHED_MARKER).is_file()
+
+
+def check_run_dir(run_dir) -> Path:
+    """A finished run directory, or one RunDirError line saying what it is instead."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"'{run_dir}' does not exist; pass the run folder `train` printed")
+    if not (run_dir / "config.json").is_file():
+        raise RunDirError(f"'{run_dir}' is not a run directory (no config.json); pass the folder `train` printed")
+    if not is_finished(run_dir) or not is_run_dir(run_dir):
+        raise RunDirError(f"'{run_dir}' is an unfinished run (no metrics.json): it crashed or is still "
+                          f"training; run the same `train` command again to resume it")
+    return run_dir
+
+
+def read_config(run_dir):
+    from .config import RunConfig
+
+    saved = json.loads((check_run_dir(run_dir) / "config.json").read_text())
+    return RunConfig.from_dict(settings_of(saved))
+
+
+def read_classes(run_dir) -> list:
+    return list(json.loads((Path(run_dir) / "classes.json").read_text()))
+
+
+def read_split(run_dir) -> pd.DataFrame:
+    path = Path(run_dir) / "split.csv"
+    if not path.is_file():
+        raise RunDirError(f"'{run_dir}' has no split.csv; re-train it to evaluate its test part")
+    return pd.read_csv(path)
+
+
+def load_model(run_dir):
+    """The run's whole model, loaded with safe_mode=True (custom layers registered first)."""
+    import keras
+
+    import ser_keras.augment  # noqa: F401  (registers the custom objects for safe loading)
+    import ser_keras.frontends  # noqa: F401
+    import ser_keras.metrics  # noqa: F401
+    import ser_keras.models.layers  # noqa: F401
+
+    return keras.saving.load_model(Path(run_dir) / "model.keras", safe_mode=True, compile=False)

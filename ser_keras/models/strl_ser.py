@@ -26,8 +26,10 @@ TEMPORAL = ("bilstm", "lstm", "transformer")
 def build_strl_ser(input_spec, num_classes, heads=8, temporal="bilstm", use_functionals=True,
                    kernel_b=7, kernel_d=3, multiscale_filters=16, conv_filters=(48, 48, 48),
                    lstm_units=128, utterance_units=256, fusion_width=128, dropout=0.0,
-                   name="strl_ser"):
-    """Functional STRL-SER (one segment in, class probabilities out)."""
+                   utterance_dropout=0.0, name="strl_ser"):
+    """Functional STRL-SER (one segment in, class probabilities out). ``utterance_dropout``
+    regularises the functionals branch (input and Dense output), which can otherwise memorise
+    a small corpus by itself; the paper has none (0.0)."""
     if temporal not in TEMPORAL:
         raise ConfigError(f"unknown strl_ser temporal {temporal!r}; choose one of "
                           f"{', '.join(TEMPORAL)}")
@@ -40,8 +42,9 @@ def build_strl_ser(input_spec, num_classes, heads=8, temporal="bilstm", use_func
     tokens = [_spatial_branch(lld, kernel_b, kernel_d, multiscale_filters, conv_filters),
               _temporal_branch(lld, temporal, lstm_units)]
     if use_functionals:
-        tokens.append(layers.Dense(utterance_units, activation="relu",
-                                   name="utterance_dense")(inputs["functionals"]))
+        functionals = layers.Dropout(utterance_dropout, name="functionals_dropout")(inputs["functionals"])
+        utterance = layers.Dense(utterance_units, activation="relu", name="utterance_dense")(functionals)
+        tokens.append(layers.Dropout(utterance_dropout, name="utterance_dropout")(utterance))
     branch_names = ("spatial", "temporal", "utterance")
     projected = [layers.Reshape((1, fusion_width), name=f"{branch}_token")(
         layers.Dense(fusion_width, name=f"{branch}_projection")(token))

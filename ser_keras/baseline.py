@@ -45,7 +45,9 @@ def run_baseline(run_dir, progress: bool = True) -> tuple[dict, Path]:
 
     run_dir = runs.check_run_dir(run_dir)
     config, classes = runs.read_config(run_dir), runs.read_classes(run_dir)
-    split = runs.read_split(run_dir)
+    # sorted like the corpus readers list files, so a run that prepared IS10 already (strl_ser)
+    # shares its cache instead of running openSMILE again
+    split = runs.read_split(run_dir).sort_values("path").reset_index(drop=True)
     missing = ~split["path"].map(lambda p: Path(p).is_file())
     if missing.any():
         raise DataError(f"{int(missing.sum())} of the run's files are missing (e.g. {split['path'][missing].iloc[0]}); "

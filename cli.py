@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("tune", help="KerasTuner search over an architecture's hyperparameters; the best "
                                          "trial becomes a run directory")
     run_options(p)
-    p.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband")
+    p.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
+                   help="KerasTuner algorithm (default: hyperband, with --epochs as its max epochs)")
     p.add_argument("--max-trials", type=int, help="trials to run (default: 20; hyperband: its own schedule)")
     p.add_argument("--search-dir", help="search folder to create or continue (default: the newest matching "
                                         "RUNS_DIR/tune-<arch>-<dataset>-*, else a new one)")

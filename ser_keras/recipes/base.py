@@ -88,11 +88,11 @@ class Recipe:
 
         The tuning issue's spaces: learning rate, dropout and augmentation for every architecture,
         plus what each paper varied (overridden per recipe)."""
-        return {
-            "train.learning_rate": hp.Float("learning_rate", 1e-4, 3e-3, sampling="log"),
-            "model.dropout": hp.Float("dropout", 0.0, 0.5, step=0.1),
-            "features.augment": hp.Boolean("augment"),
-        }
+        space = {"train.learning_rate": hp.Float("learning_rate", 1e-4, 3e-3, sampling="log"),
+                 "model.dropout": hp.Float("dropout", 0.0, 0.5, step=0.1)}
+        if self.input_kind != SEGMENTS:  # features computed once (IS10) cannot be augmented
+            space["features.augment"] = hp.Boolean("augment")
+        return space
 
     def monitor(self, config) -> str:
         """The logged validation quantity that drives early stopping and checkpoint selection

@@ -53,14 +53,14 @@ class STRLSER(Recipe):
         return {"lld_segments": 1, "functionals": -1}  # per LLD, per functional
 
     def search_space(self, hp):
-        space = super().search_space(hp)
-        space.pop("features.augment")  # IS10 features are computed once: no waveform augmentation
-        return {**space,
+        seconds = hp.Choice("segment_seconds", [1.0, 1.4, 2.0])
+        return {**super().search_space(hp),
                 "model.heads": hp.Choice("heads", HEAD_CHOICES),
                 "model.kernel_b": hp.Choice("kernel_b", [3, 5, 7, 9]),     # Tables 10-11: b x 1
                 "model.kernel_d": hp.Choice("kernel_d", [1, 3, 5, 7]),     # and 1 x d
                 "model.utterance_dropout": hp.Float("utterance_dropout", 0.0, 0.7, step=0.1),
-                "features.segment_seconds": hp.Choice("segment_seconds", [1.0, 1.4, 2.0])}
+                "features.segment_seconds": seconds,
+                "features.segment_hop_seconds": seconds / 2}  # the paper's 50 % overlap
 
 
 RECIPE = STRLSER()

@@ -1,0 +1,243 @@
+"""KerasTuner HyperModels built from the architecture recipes, the same way `train` builds.
+
+One generic ``RecipeHyperModel`` serves every architecture: ``build(hp)`` applies the recipe's
+``search_space(hp)`` (``--set``-style overrides) to a copy of the search's base config, then
+builds the run model with the builder, front end, Normalization statistics and compile step
+that `train` uses (``assembly.build_run_model`` + ``training.compile_model``) and returns the
+model that fits: the whole waveform-in model when augmentation runs inside it, the classifier
+sub-model on cached features otherwise, the segment model for strl_ser (as ``training.plan_fit``).
+
+What depends only on the data (the parts' batches, cached front-end features, the training
+part's statistics) is computed once per distinct data-affecting setting (features.* and the
+batch size, e.g. each strl_ser segment length, augmentation on / off) and kept for later
+trials; learning rate, dropout, heads, kernel shapes, loss weights... never recompute it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+
+import keras_tuner as kt
+
+from ser_keras.errors import ConfigError
+from ser_keras.recipes.base import SEGMENTS
+
+OBJECTIVE = "val_unweighted_accuracy"
+# Settings fixed for a whole search: the corpus was read, prepared and split for them.
+FROZEN_PREFIXES = ("data.", "features.sample_rate")
+
+
+@dataclass
+class TrialData:
+    """The batches and statistics of one data-affecting setting."""
+
+    train: object            # data.batches.Batches
+    val: object
+    stats: dict              # {input name: (mean, variance)} of the training part
+    whole_model: bool        # fit the whole run model (waveforms / segments), else its classifier
+
+
+def objective_name(recipe, config) -> str:
+    """The logged name of validation UA for this recipe (``val_emotion_...`` on multi-head models)."""
+    from ser_keras.training import monitor_name
+
+    probe = copy.deepcopy(config)
+    probe.train.monitor = OBJECTIVE
+    return monitor_name(recipe, probe)
+
+
+def objective_for(recipe, config):
+    return kt.Objective(objective_name(recipe, config), direction="max")
+
+
+class RecipeHyperModel(kt.HyperModel):
+    """The search space and model of ``recipe`` over one fold of an already loaded corpus.
+
+    ``fixed_keys``: settings the user set with ``--set`` that the recipe would otherwise search;
+    they keep the base config's value (their hyperparameters are registered as ``Fixed``).
+    """
+
+    def __init__(self, recipe, base_config, data, fold, fixed_keys=(), name=None):
+        from ser_keras.loading import make_targets
+
+        super().__init__(name=name or recipe.name, tunable=True)
+        self.recipe, self.base_config, self.data, self.fold = recipe, base_config, data, fold
+        self.fixed_keys = set(fixed_keys)
+        self.num_classes = len(data.class_names)
+        self.targets = make_targets(recipe, data.manifest, data.class_names, fold.train)
+        self._data: dict = {}    # data key -> TrialData
+        self._stats: dict = {}   # statistics key -> stats (shared by augmentation on / off)
+        self.last_run_model = None
+        self.last_result = None
+        self._built_at = None
+
+    # ------------------------------------------------------------------ config
+    def config_for(self, hp):
+        """The base config with this trial's values applied (validated like ``--set``)."""
+        from ser_keras.config import set_value, validate
+
+        config = copy.deepcopy(self.base_config)
+        for key, value in self.recipe.search_space(hp).items():
+            if key in self.fixed_keys:
+                continue
+            if key.startswith(FROZEN_PREFIXES):
+                raise ConfigError(f"{self.recipe.name}'s search space sets {key}, which is fixed for a "
+                                  f"search (the corpus is read and split once)")
+            set_value(config, key, copy.deepcopy(value))
+        validate(config)
+        return config
+
+    # ------------------------------------------------------------------ data (cached)
+    def trial_data(self, config) -> TrialData:
+        """Batches and statistics for ``config``'s data settings, computed on first use only."""
+        from ser_keras.assembly import build_frontend
+        from ser_keras.data import parts
+
+        features = asdict(config.features)
+        features.pop("aggregate", None)  # decides at test time only
+        key = json.dumps([features, config.train.batch_size, config.data.seed], sort_keys=True, default=str)
+        if key in self._data:
+            return self._data[key]
+        features.pop("augment", None)    # statistics are taken without augmentation
+        stats_key = json.dumps(features, sort_keys=True, default=str)
+        recipe, batch, seed = self.recipe, config.train.batch_size, config.data.seed
+        train_part, val_part = (parts.PartInputs(recipe, config.features, self.data.prepared,
+                                                 getattr(self.fold, p), self.targets) for p in ("train", "val"))
+        axes = recipe.normalization_axes(config.features)
+        stats = self._stats.get(stats_key)
+        if recipe.input_kind == SEGMENTS:
+            train, table = parts.segment_batches(train_part, batch, True, seed)
+            val, _ = parts.segment_batches(val_part, batch, False, seed)
+            if stats is None:
+                stats = parts.statistics(table, axes)
+            result = TrialData(train, val, stats, whole_model=True)
+        elif config.features.augment:  # augmentation and front end run inside the model
+            if stats is None:
+                frontend = build_frontend(recipe, config.features)
+                stats = parts.streamed_statistics(frontend, train_part, axes)
+            result = TrialData(parts.waveform_batches(train_part, batch, True, seed),
+                               parts.waveform_batches(val_part, batch, False, seed), stats, whole_model=True)
+        else:  # the model's own front end once over each part; the classifier trains on its output
+            frontend = build_frontend(recipe, config.features)
+            cached = {name: parts.compute_features(frontend, part)
+                      for name, part in (("train", train_part), ("val", val_part))}
+            if stats is None:
+                stats = parts.statistics(cached["train"], axes)
+            result = TrialData(parts.feature_batches(cached["train"], train_part, batch, True, seed),
+                               parts.feature_batches(cached["val"], val_part, batch, False, seed),
+                               stats, whole_model=False)
+        self._stats[stats_key] = stats
+        self._data[key] = result
+        return result
+
+    # ------------------------------------------------------------------ KerasTuner API
+    def build(self, hp):
+        """The compiled model a trial fits (``self.last_run_model`` holds the whole run model)."""
+        import keras
+
+        from ser_keras import distribute
+        from ser_keras.assembly import build_run_model
+        from ser_keras.training import compile_model
+
+        self._built_at = time.monotonic()
+        config = self.config_for(hp)
+        data = self.trial_data(config)
+        keras.utils.set_random_seed(config.data.seed)  # every trial starts from the same seed, as train
+        with distribute.scope(config.train.devices):
+            run_model = build_run_model(self.recipe, config, self.num_classes, data.stats)
+            target = run_model.model if data.whole_model else run_model.classifier
+            compile_model(target, self.recipe, config, len(data.train), self.num_classes)
+        self.last_run_model = run_model
+        return target
+
+    def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, fit_verbose=0, trial_dir=None,
+            **kwargs):
+        """Fit on the training part, score on the validation part (early stopping on val UA);
+        returns {objective: best val UA, "epochs": epochs run, "seconds": build + fit time}."""
+        import keras
+
+        from ser_keras.data import as_loader
+        from ser_keras.data.batches import epoch_order_callback
+
+        config = self.config_for(hp)
+        data = self.trial_data(config)
+        objective = objective_name(self.recipe, config)
+        started = self._built_at or time.monotonic()
+        own = [epoch_order_callback(data.train, data.val),
+               keras.callbacks.EarlyStopping(monitor=objective, mode="max", patience=config.train.patience),
+               keras.callbacks.TerminateOnNaN()]
+        if trial_dir is not None:
+            own.append(keras.callbacks.CSVLogger(f"{trial_dir}/history.csv"))
+        history = model.fit(as_loader(data.train), validation_data=as_loader(data.val),
+                            epochs=int(epochs or config.train.epochs), initial_epoch=int(initial_epoch or 0),
+                            callbacks=own + list(callbacks), verbose=kwargs.get("verbose", fit_verbose),
+                            shuffle=False)
+        scores = [v for v in history.history.get(objective, []) if v == v]  # NaN-free
+        if not scores:
+            raise kt.errors.FailedTrialError(f"no {objective} was logged (empty validation part?)")
+        self.last_result = {objective: float(max(scores)), "epochs": float(len(history.epoch)),
+                            "seconds": float(time.monotonic() - started)}
+        return dict(self.last_result)
+
+
+# ----------------------------------------------------------------------------- the space
+
+def space_of(recipe):
+    """(HyperParameters with defaults, {hp name: config keys it drives}) of the recipe's space.
+
+    Which key an hp drives is found by changing that hp alone and seeing which values move
+    (``train.loss_weights`` is driven by two), so a ``--set`` can take exactly those out."""
+    hp = kt.HyperParameters()
+    base = recipe.search_space(hp)
+    drives = {}
+    for item in hp.space:
+        for other in _other_values(item):
+            trial = hp.copy()
+            trial.values[item.name] = other
+            changed = [k for k, v in recipe.search_space(trial).items() if v != base.get(k)]
+            if changed:
+                drives[item.name] = changed
+                break
+    return hp, drives
+
+
+def _other_values(item) -> list:
+    default = item.default
+    if isinstance(item, kt.engine.hyperparameters.Boolean):
+        return [not default]
+    if hasattr(item, "values"):  # Choice
+        return [v for v in item.values if v != default]
+    if hasattr(item, "min_value"):  # Int / Float
+        return [v for v in (item.max_value, item.min_value) if v != default]
+    return []
+
+
+def fixed_hyperparameters(recipe, config, fixed_keys) -> tuple[kt.HyperParameters, set]:
+    """``Fixed`` hps for the searched settings the user pinned with ``--set`` (and those keys),
+    and for hps the recipe declares but uses for nothing (varying them would only repeat trials).
+
+    A pinned key driven by exactly one hp records the user's value in the trials; the
+    config value is the user's either way."""
+    from ser_keras.config import RunConfig
+
+    defaults, drives = space_of(recipe)
+    pinned = {key for keys in drives.values() for key in keys} & set(fixed_keys)
+    fixed = kt.HyperParameters()
+    for item in defaults.space:
+        if item.name not in drives:
+            fixed.Fixed(item.name, defaults.values[item.name])
+    as_dict = RunConfig.to_dict(config)
+    for name, keys in drives.items():
+        if not set(keys) & pinned:
+            continue
+        value = defaults.values[name]
+        if len(keys) == 1 and sum(keys[0] in ks for ks in drives.values()) == 1:
+            section, _, key = keys[0].partition(".")
+            user = as_dict.get(section, {}).get(key)
+            if isinstance(user, (bool, int, float, str)):
+                value = user
+        fixed.Fixed(name, value)
+    return fixed, pinned

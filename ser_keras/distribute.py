@@ -73,6 +73,17 @@ def scope(devices):
         keras.distribution.set_distribution(previous)
 
 
+def batch_share() -> int:
+    """How many devices split every batch under the active distribution (1 without one)."""
+    import keras
+
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return 1
+    mesh = distribution.device_mesh
+    return int(dict(zip(mesh.axis_names, mesh.shape)).get(distribution.batch_dim_name, 1))
+
+
 def predict_on_batch(model, inputs):
     """``model.predict_on_batch`` for any number of rows: under DataParallel, where every batch
     must split evenly over the devices, the rows are padded (repeating the last) and the
@@ -80,13 +91,10 @@ def predict_on_batch(model, inputs):
     import keras
     import numpy as np
 
-    distribution = keras.distribution.distribution()
-    if distribution is None:
-        return model.predict_on_batch(inputs)
-    mesh = distribution.device_mesh
-    share = dict(zip(mesh.axis_names, mesh.shape)).get(distribution.batch_dim_name, 1)
+    share = batch_share()
     rows = len(keras.tree.flatten(inputs)[0])
     pad = -rows % share
-    if pad:
-        inputs = keras.tree.map_structure(lambda a: np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]), inputs)
+    if not pad:
+        return model.predict_on_batch(inputs)
+    inputs = keras.tree.map_structure(lambda a: np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]), inputs)
     return keras.tree.map_structure(lambda a: np.asarray(a)[:rows], model.predict_on_batch(inputs))

@@ -28,12 +28,15 @@ class FitPlan:
     val: object
 
 
-def plan_fit(config, data, fold, targets: dict, devices: int = 1) -> FitPlan:
-    """Statistics, (cached features,) the run model and the train / val batches for one fold
-    (``devices`` > 1: batches that split evenly over them, see ``data.batches.Batches``)."""
+def plan_fit(config, data, fold, targets: dict) -> FitPlan:
+    """Statistics, (cached features,) the run model and the train / val batches for one fold.
+    Within ``distribute.scope`` over several devices, batches split evenly over them
+    (``data.batches.Batches``) and the model's variables are laid out over them."""
     from .assembly import build_frontend, build_run_model
     from .data import parts
+    from .distribute import batch_share
 
+    devices = batch_share()
     recipe, features, batch, seed = config.recipe, config.features, config.train.batch_size, config.data.seed
     if batch % devices:
         raise ConfigError(f"train.batch_size={batch} must be a multiple of the {devices} devices of "
@@ -152,7 +155,7 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
     # Model building, fit and the test report all run under the distribution (DataParallel with
     # train.devices > 1): variables and batches are laid out over the devices the same way.
     with distribute.scope(config.train.devices) as devices:
-        plan = plan_fit(config, data, fold, targets, devices)
+        plan = plan_fit(config, data, fold, targets)
         if not plan.train.order(0):
             raise ConfigError(f"{len(fold.train)} training utterances are too few to split over {devices} devices")
         compile_model(plan.target, recipe, config, len(plan.train), len(data.class_names))

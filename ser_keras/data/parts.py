@@ -84,7 +84,7 @@ def feature_batches(cached, part: PartInputs, batch_size: int, training: bool, s
                     multiple: int = 1) -> Batches:
     """Batches of cached features for the classifier sub-model."""
     if isinstance(cached, list):  # variable-length spectrograms: bucketed, padded, masked
-        pad_to = max(1, int(round(0.5 * part.features.sample_rate / part.recipe.frame_hop(part.features))))
+        pad_to = max(1, round(0.5 * part.features.sample_rate / part.recipe.frame_hop(part.features)))
 
         def make(indices):  # frames padded to a multiple of 0.5 s: fewer shapes, fewer JAX compilations
             spectrogram, frames = pad_batch([cached[i] for i in indices], multiple=pad_to)

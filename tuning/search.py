@@ -104,6 +104,9 @@ def run_search(config, options: SearchOptions, role: Role, fixed_keys=(), out=pr
     # Hyperband and the best run load best-epoch weights into freshly compiled models.
     warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
     base = tuning_config(config)
+    if str(base.train.devices) != "1":  # trials would build their batches outside the device scope
+        raise ConfigError("tune runs each trial on one device (train.devices=1); spread a search over "
+                          "devices or machines with --chief / --worker instead")
     recipe = base.recipe
     fixed_hp, pinned = fixed_hyperparameters(recipe, base, fixed_keys)
     path, meta = locate(options, base, role)

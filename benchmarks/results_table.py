@@ -38,8 +38,10 @@ def row(run_dir: Path) -> dict | None:
     epochs = "—"
     if history.is_file() and history.stat().st_size:
         h = pd.read_csv(history)
-        column = "val_loss" if "val_loss" in h else h.columns[-1]
-        epochs = f"{len(h)} ({int(h[column].idxmin()) + 1})"
+        monitor = metrics.get("checkpoint_selection", "val_loss").split()[0]  # what selected the checkpoint
+        monitor = monitor if monitor in h else "val_loss"
+        best = h[monitor].idxmax() if "acc" in monitor else h[monitor].idxmin()
+        epochs = f"{len(h)} ({int(best) + 1})"
     baseline = run_dir / "baseline-svm" / "metrics.json"
     svm = "—"
     if baseline.is_file():

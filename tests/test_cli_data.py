@@ -130,3 +130,33 @@ def test_summary_ends_with_the_parameter_count(tmp_path):
     result = run_cli("summary", "--arch", "cldnn", "--dataset", "ravdess", env_cache=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "params: 1187527"
+
+
+def test_train_evaluate_export_predict_through_the_cli(tmp_path):
+    """The user's path, command by command, on a tiny synthetic corpus (TensorFlow backend)."""
+    import json
+
+    from ser_keras.corpora import synthetic
+
+    corpus = synthetic.generate(tmp_path / "corpus", speakers=3, seed=1, intensities=1, statements=1, repetitions=2)
+    runs = tmp_path / "runs"
+    train = run_cli("train", "--arch", "cldnn", "--dataset", "synthetic", "--data-dir", corpus, "--epochs", "1",
+                    "--batch-size", "8", "--set", "model.lstm_units=8", "--set", "model.attention_units=8",
+                    "--set", "features.clip_seconds=1.5", "--runs-dir", runs, env_cache=tmp_path / "cache")
+    assert train.returncode == 0, train.stderr
+    (run_dir,) = runs.iterdir()
+    assert f"run directory: {run_dir}" in train.stdout and "\x1b[" not in train.stdout  # no ANSI codes in a log
+    evaluate = run_cli("evaluate", run_dir, env_cache=tmp_path / "cache")
+    assert evaluate.returncode == 0, evaluate.stderr
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert f"WA {100 * saved['wa']:6.2f} %" in evaluate.stdout
+    export = run_cli("export", run_dir, "--root", tmp_path / "exports", env_cache=tmp_path / "cache")
+    assert export.returncode == 0, export.stderr
+    version = tmp_path / "exports" / "cldnn-synthetic" / "1"
+    assert (version / "saved_model.pb").is_file()
+    clip = sorted(corpus.rglob("*.wav"))[0]
+    for source in (run_dir, version):
+        predict = run_cli("predict", source, clip, env_cache=tmp_path / "cache")
+        assert predict.returncode == 0, predict.stderr
+        assert predict.stdout.split()[0] == str(clip) and predict.stdout.split()[1] in saved["classes"]
+    assert train.stderr.strip() == "" or "Traceback" not in train.stderr

@@ -180,3 +180,40 @@ def test_failed_write_leaves_no_temporary_file(tmp_path):
     with pytest.raises(RuntimeError):
         write_atomically(tmp_path / "x.json", broken)
     assert list(tmp_path.iterdir()) == []
+
+
+def captured_figures(monkeypatch):
+    """The Figure objects the report functions draw (their PNGs are still written)."""
+    import ser_keras.reports as reports
+
+    figures = []
+    real_save = reports._save_figure
+
+    def keep(fig, path):
+        figures.append(fig)
+        return real_save(fig, path)
+
+    monkeypatch.setattr(reports, "_save_figure", keep)
+    return figures
+
+
+def test_confusion_plot_shows_rows_as_true_classes_with_counts(tmp_path, monkeypatch):
+    figures = captured_figures(monkeypatch)
+    confusion = np.array([[3, 1, 0], [0, 2, 2], [1, 0, 5]])
+    plot_confusion(tmp_path / "c.png", confusion, NAMES)
+    ax = figures[-1].axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == NAMES == [t.get_text() for t in ax.get_xticklabels()]
+    assert ax.get_ylabel() == "true" and ax.get_xlabel() == "predicted"
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert cells[(1, 2)] == "50%\n(2)" and cells[(0, 0)] == "75%\n(3)"  # row 1 = true class 1
+    np.testing.assert_allclose(ax.images[0].get_array(), confusion / confusion.sum(1, keepdims=True))
+
+
+def test_history_plot_draws_the_logged_values(tmp_path, monkeypatch):
+    figures = captured_figures(monkeypatch)
+    history = pd.DataFrame({"epoch": [0, 1, 2], "loss": [1.5, 1.0, 0.7], "val_loss": [1.6, 1.2, 1.3],
+                            "accuracy": [0.3, 0.5, 0.6], "val_accuracy": [0.25, 0.4, 0.45]})
+    plot_history(tmp_path / "h.png", history)
+    loss_ax = next(ax for ax in figures[-1].axes if ax.get_ylabel() == "loss")
+    lines = {line.get_label(): line.get_ydata().tolist() for line in loss_ax.get_lines()}
+    assert lines["train loss"] == [1.5, 1.0, 0.7] and lines["val loss"] == [1.6, 1.2, 1.3]

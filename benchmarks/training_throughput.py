@@ -16,9 +16,11 @@ segments-per-utterance).
 Variants that need another environment at import (oneDNN off = ``TF_ENABLE_ONEDNN_OPTS=0``, the old
 CLI default; TensorFlow thread pools; the JAX backend) run in their own worker process; variants
 that differ only in how the model is built / compiled (mixed_bfloat16, XLA ``jit_compile``, batch
-size) share a worker and are interleaved step by step (A B A B ...). Worker groups are interleaved
-too (round 1: A B C, round 2: A B C). Ratios are always against ``default`` measured in the same
-run: the machine is usually shared, so compare ratios across machines, not utt/s.
+size) share a worker with ``default`` and are interleaved step by step (A B A B ...); their ratio
+is to that worker's ``default``. Each worker of another environment runs right after a
+default-only reference worker, and its ratio is to that reference (a shared machine's load drifts
+over minutes; a pair sees the same load). Ratios are medians over ``--rounds`` rounds. Compare
+ratios across machines, not utt/s.
 
 The workload is the RAVDESS (paper) setting of each recipe, on a synthetic corpus of 3-5 s clips
 in the RAVDESS layout (generated once into the cache; ``--data-dir`` takes a real corpus):
@@ -71,6 +73,7 @@ class Variant:
     jit: bool | None = None                   # None: what compile_model gives (Keras "auto": off for TF on CPU)
     batch: int | None = None                  # None: the recipe's batch size
     fused_bn: bool = False                    # BatchNormalization as TensorFlow's one-kernel op (training)
+    pool_first: bool = False                  # cldnn blocks: MaxPool before ELU (the same function, 1/4 of the ELU work)
 
     def group(self) -> str:
         """Variants with the same group share a worker process."""
@@ -84,6 +87,7 @@ def variants_for(mode: str, default_batch: int) -> list[Variant]:
         return quick
     return quick + [
         Variant("fused_bn+bf16", fused_bn=True, precision="mixed_bfloat16"),
+        Variant("fused_bn+pool_first", fused_bn=True, pool_first=True),
         Variant(f"batch{default_batch * 2}", batch=default_batch * 2),
         Variant(f"fused_bn+batch{default_batch * 2}", fused_bn=True, batch=default_batch * 2),
         Variant("xla", jit=True),
@@ -287,6 +291,40 @@ def fused_bn(enabled: bool):
         keras.layers.BatchNormalization = original
 
 
+@contextlib.contextmanager
+def pool_before_activation(enabled: bool):
+    """cldnn's conv blocks as Conv -> BN -> MaxPool -> ELU -> Dropout instead of Conv -> BN -> ELU ->
+    MaxPool -> Dropout. ELU is increasing, so max-pooling commutes with it: the same function and
+    the same gradients (up to ties of saturated ELU outputs, whose gradient is ~0), with the ELU
+    and its gradient on a quarter (block 1) or less of the elements. Other recipes: no change."""
+    if not enabled:
+        yield
+        return
+    from keras import layers
+
+    from ser_keras.models import cldnn
+
+    original = cldnn._conv_front_end
+
+    def conv_front_end(windows, blocks, dropout):
+        x = cldnn.FoldWindows(name="fold_windows")(windows)
+        for i in range(blocks):
+            pool = cldnn.BLOCK_POOLS[i]
+            x = layers.Conv2D(cldnn.BLOCK_FILTERS[i], 3, padding="same", name=f"conv_{i + 1}")(x)
+            x = layers.BatchNormalization(name=f"bn_{i + 1}")(x)
+            x = layers.MaxPooling2D(pool, strides=pool, padding="same", name=f"pool_{i + 1}")(x)
+            x = layers.Activation("elu", name=f"elu_{i + 1}")(x)
+            x = layers.Dropout(dropout, name=f"dropout_{i + 1}")(x)
+        x = layers.Flatten(name="flatten")(x)
+        return cldnn.UnfoldWindows(name="unfold_windows")(x, windows)
+
+    cldnn._conv_front_end = conv_front_end
+    try:
+        yield
+    finally:
+        cldnn._conv_front_end = original
+
+
 def _float32_penalty(regularizer):
     import keras
 
@@ -308,7 +346,8 @@ def build_plan(config, data, fold, targets, variant: Variant):
     if variant.batch:
         config.train.batch_size = int(variant.batch)
     keras.utils.set_random_seed(config.data.seed)
-    with network_precision(config.recipe, variant.precision), fused_bn(variant.fused_bn):
+    with network_precision(config.recipe, variant.precision), fused_bn(variant.fused_bn), \
+            pool_before_activation(variant.pool_first):
         plan = plan_fit(config, data, fold, targets)
     compile_model(plan.target, config.recipe, config, len(plan.train), len(data.class_names))
     if variant.jit is not None:
@@ -361,7 +400,9 @@ def run_worker(spec: dict) -> dict:
             batches = full_batches(plan, batch, warmup + max(steps * rounds, 8))
             norms = [layer for layer in plan.target._flatten_layers()
                      if isinstance(layer, keras.layers.BatchNormalization)]
+            structure = [f"{type(layer).__name__}:{layer.dtype_policy.name}" for layer in plan.target._flatten_layers()]
             run = {"variant": variant, "plan": plan, "batches": batches, "batch": batch, "bn_layers": len(norms),
+                   "structure": hash(tuple(structure)),
                    "items_per_utterance": plan.train.n_items / max(1, len(fold.train)),
                    "setup_s": time.perf_counter() - t0, "warmup_s": [], "steps": []}
             for x, y in batches[:warmup]:  # tracing / compilation and first allocations are not throughput
@@ -387,7 +428,9 @@ def run_worker(spec: dict) -> dict:
     return {"facts": facts, "train_utterances": len(fold.train), "results": [
         {"variant": r["variant"].name, "batch": r["batch"], "items_per_utterance": r["items_per_utterance"],
          "setup_s": round(r["setup_s"], 2), "warmup_s": [round(t, 3) for t in r["warmup_s"]],
-         "steps": r["steps"], "last_loss": r.get("loss"), "bn_layers": r["bn_layers"]} for r in runs], "failed": failed}
+         "steps": r["steps"], "last_loss": r.get("loss"), "bn_layers": r["bn_layers"],
+         "same_model_as_default": r["structure"] == runs[0]["structure"] and r is not runs[0]
+         and r["variant"].batch is None and r["variant"].jit is None} for r in runs], "failed": failed}
 
 
 def accuracy_worker(spec: dict) -> dict:
@@ -515,7 +558,8 @@ def benchmark_arch(arch: str, args, out: list) -> None:
                 continue  # a reference run: only the ratio uses it
             entry = per_variant[res["variant"]]
             entry.update(facts=result["facts"], batch=res["batch"], warmup_s=res["warmup_s"],
-                         last_loss=res["last_loss"], bn_layers=res["bn_layers"])
+                         last_loss=res["last_loss"], bn_layers=res["bn_layers"],
+                         same_model=res.get("same_model_as_default"))
             entry["ups"] += samples[res["variant"]]
         for res in result.get("failed", []):
             per_variant[res["variant"]]["notes"].append(res["error"])
@@ -548,10 +592,10 @@ def benchmark_arch(arch: str, args, out: list) -> None:
         facts = entry["facts"] or {}
         detail = (f"backend={facts.get('backend')} onednn={facts.get('onednn', '-')} "
                   f"threads={facts.get('intra_op', '-')}/{facts.get('inter_op', '-')} precision={v.precision} "
-                  f"jit={'auto' if v.jit is None else v.jit} batch={entry['batch']} fused_bn={v.fused_bn}")
+                  f"jit={'auto' if v.jit is None else v.jit} batch={entry['batch']} fused_bn={v.fused_bn} pool_first={v.pool_first}")
         spread = f"{min(entry['ups']):.2f}-{max(entry['ups']):.2f}"
-        if v.fused_bn and not entry.get("bn_layers"):
-            detail += " -- no BatchNormalization in this model: the same model as default (an A/A check of the noise)"
+        if entry.get("same_model"):
+            detail += " -- the change does not apply to this model: the same model as default (an A/A check of the noise)"
         pairs = "/".join(f"{x:.2f}" for x in entry["ratios"])
         print(f"{arch} {v.name:<18} {value:7.2f} utt/s ({ratio:.2f}x default; per round {pairs})  [{spread}, n={len(entry['ups'])}; "
               f"warm-up {'+'.join(f'{t:.1f}' for t in entry.get('warmup_s', []))} s; {detail}]")
@@ -569,12 +613,13 @@ def benchmark_arch(arch: str, args, out: list) -> None:
 
 def accuracy_check(arch: str, args, out: list) -> None:
     """The same seed trained ``--accuracy-check`` epochs per variant: val loss / accuracy side by side."""
-    names = args.variants or ["default", "onednn_off", "bf16"]
+    names = args.variants or ["default", "default#2", "onednn_off", "fused_bn", "fused_bn+bf16"]
     variants = {v.name: v for v in variants_for("full", 0)}
     print(f"# accuracy check {arch}: {', '.join(names)}; {args.accuracy_check} epochs, seed 0; {load_note()}", flush=True)
     histories = {}
     for name in names:
-        v = variants.get(name) or next(v for v in variants_for("full", 16) if v.name == name)
+        base_name = name.split("#")[0]  # "default#2": the same variant again (the run-to-run noise floor)
+        v = variants.get(base_name) or next(v for v in variants_for("full", 16) if v.name == base_name)
         spec = {"arch": arch, "dataset": args.dataset, "data_dir": args.data_dir, "epochs": args.accuracy_check,
                 "variants": [asdict(v)], "preset": args.preset}
         result = spawn({**spec, "accuracy": True}, worker_env(v), args.timeout * 4)
@@ -593,7 +638,8 @@ def accuracy_check(arch: str, args, out: list) -> None:
         if ref is None or name == "default":
             continue
         diff = max(abs(a - b) for a, b in zip(h["val_loss"], ref["val_loss"]))
-        print(f"{arch} {name} vs default: max |val_loss difference| over epochs {diff:.2e}")
+        train = max(abs(a - b) for a, b in zip(h["loss"], ref["loss"]))
+        print(f"{arch} {name} vs default: max |difference| over epochs: val_loss {diff:.2e}, loss {train:.2e}")
 
 
 def main(argv=None):

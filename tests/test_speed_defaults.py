@@ -96,6 +96,29 @@ def test_shipped_settings_are_the_benchmark_winner():
     assert jit == fastest["jit_compile"]
 
 
+def test_networks_use_what_the_benchmark_measured_fastest():
+    """FASTEST's model-level settings are what the builders make: BatchNormalization is the
+    fused-kernel layer (ser_keras/models/batchnorm.py) in every recipe that has one, and cldnn's
+    blocks max-pool before their ELU (the same function, ELU being increasing)."""
+    from ser_keras.assembly import summary_network
+    from ser_keras.models.batchnorm import BatchNormalization
+
+    fastest = benchmark_module().FASTEST
+    for arch in ("cldnn", "bigru_mha", "strl_ser"):
+        norms = [layer for layer in summary_network(arch, "ravdess")._flatten_layers()
+                 if isinstance(layer, keras_batch_normalization())]
+        assert norms, arch
+        assert all(isinstance(layer, BatchNormalization) for layer in norms) == fastest["fused_batch_norm"], arch
+    names = [layer.name for layer in summary_network("cldnn", "ravdess")._flatten_layers()]
+    assert (names.index("pool_1") < names.index("elu_1")) == fastest["cldnn_pool_before_elu"]
+
+
+def keras_batch_normalization():
+    import keras
+
+    return keras.layers.BatchNormalization
+
+
 # compile_model's model on this CPU-only machine: Keras "auto" resolves XLA off for TensorFlow.
 JIT_PROBE = """
 import json, sys

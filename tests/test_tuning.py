@@ -93,6 +93,8 @@ def test_random_search_writes_trials_and_a_run_that_evaluates(first_search, tmp_
     assert (table["worker"] == "local").all() and (table["seconds"] > 0).all()
     assert table["learning_rate"].nunique() == 3
     assert (search_dir / "search.png").stat().st_size > 0
+    effects = pd.read_csv(search_dir / "effects.csv")
+    assert set(effects["hyperparameter"]) <= {"learning_rate", "dropout"}  # levels of one trial are left out
     meta = json.loads((search_dir / "search.json").read_text())
     assert meta["arch"] == ARCH and meta["config"]["train"]["monitor"] == "val_unweighted_accuracy"
 
@@ -118,6 +120,30 @@ def test_random_search_writes_trials_and_a_run_that_evaluates(first_search, tmp_
 
         exported = export_run(best, name="tuned", root=tmp_path / "saved_models")
         assert (Path(exported) / "saved_model.pb").is_file()
+
+
+def test_effects_rank_the_hyperparameter_that_moves_val_ua_first():
+    """effects.csv / "what mattered": heads alone sets val UA (+0.1 above 2 heads), the learning
+    rate (three clusters of values, compared as tertiles) and augmentation are noise, balanced
+    over heads; unfinished trials are left out."""
+    import numpy as np
+
+    from tuning.trials import hyperparameter_effects
+
+    rng = np.random.default_rng(0)
+    n = 24
+    table = pd.DataFrame({"trial": range(n), "heads": np.tile([1, 2, 4, 8], n // 4),
+                          "learning_rate": np.repeat([1e-4, 5e-4, 2e-3], n // 3) * rng.uniform(1, 1.01, n),
+                          "augment": np.tile([True, False, False], n // 3)})
+    table["val_ua"] = 0.5 + 0.1 * (table["heads"] > 2) + rng.normal(0, 0.005, n)
+    table.loc[0, "val_ua"] = float("nan")
+    effects = hyperparameter_effects(table, ["learning_rate", "augment", "heads"])
+    assert list(effects["hyperparameter"])[0] == "heads"
+    top = effects.iloc[0]
+    assert top["spread"] == pytest.approx(0.1, abs=0.01) and top["best_level"] in ("4", "8")
+    assert top["spearman"] > 0.7 and top["trials"] == n - 1
+    assert (effects["spread"].iloc[1:] < 0.02).all()  # the learning rate (tertiles) and augment
+    assert np.isnan(effects.set_index("hyperparameter").loc["augment", "spearman"])
 
 
 def test_same_command_with_more_trials_continues_the_search(first_search, corpus):

@@ -252,6 +252,11 @@ def _finish(tuner, hypermodel, data, fold, path: Path, role: Role, owners: dict,
                         f"{path / PROJECT}/trial_*/trial.json")
     names = trial_report.tuned_names(oracle)
     shown = trial_report.format_values(best.hyperparameters.values, names)
+    effects = trial_report.hyperparameter_effects(table, names)
+    if len(effects):
+        out(f"what mattered ({trial_report.EFFECTS_FILE}, {effects['trials'].iloc[0]} finished trials):")
+        for line in trial_report.effects_lines(effects):
+            out(line)
     out(f"best: trial {trial_report.display_id(best.trial_id)} of trials.csv, val UA {best.score:.3f}  hp={shown}")
     run_dir, metrics = build_best_run(tuner, hypermodel, data, fold, path, best, command, out)
     return SearchResult(path, role.kind, table, trial_report.display_id(best.trial_id), float(best.score),

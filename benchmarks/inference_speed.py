@@ -16,11 +16,11 @@ rate. Timed, after a warm-up call (tracing):
 - ``savedmodel``: the same through the exported ``serving_default`` signature (``predict
   saved_models/...``, TF Serving's graph);
 - latency: one clip per call (batch 1), median of the calls;
-- strl_ser adds openSMILE IS10 extraction (``acoustic.is10_features``: the three IS10
-  extractors of ``prepare`` / ``predict``) timed in a process without TensorFlow (openSMILE
-  must not share a process with it), single-threaded; its RTF and latency are of the sum. Timed
-  beside it: the same features from ONE openSMILE run with three sinks (``is10_one_pass_extractor``,
-  a proposal; the worker checks it is bit-identical).
+- strl_ser adds openSMILE IS10 extraction (``acoustic.is10_features``: one openSMILE run with
+  three sinks, as ``prepare`` / ``predict`` compute it) timed in a process without TensorFlow
+  (openSMILE must not share a process with it), single-threaded; its RTF and latency are of the
+  sum. Timed beside it: the previous way, three ``opensmile.Smile`` runs, one per feature level
+  (``is10_three_runs``; the worker checks the two are bit-identical).
 
 Every figure is given by wall clock and by process CPU time. On one thread the CPU time is what
 the call takes on an idle core, so it is the figure to read on a shared machine (the wall clock
@@ -96,85 +96,66 @@ def median_of(samples, which: int) -> float:
     return statistics.median(s[which] for s in samples)
 
 
-# ----------------------------------------------------------------------------- openSMILE IS10 in one pass
+# ----------------------------------------------------------------------------- openSMILE IS10, before and now
 
-ONE_PASS_SINKS = {"lld": "lld", "delta": "lld_de", "functionals": "func"}
+IS10_LEVELS = {"lld": "LowLevelDescriptors", "delta": "LowLevelDescriptors_Deltas", "functionals": "Functionals"}
 
 
-def is10_one_pass_extractor():
-    """A proposal, timed beside the shipped three-extractor path: ONE openSMILE run of the IS10
-    configuration with three external sinks (LLDs, deltas, functionals) instead of three runs
-    that each compute the LLDs. Returns ``features(x) -> (pooled LLD frames, functionals)``,
-    bit-identical to ``acoustic.is10_features`` (checked in the worker)."""
-    import tempfile
-
+def is10_three_runs():
+    """The previous way, timed beside the shipped one: three ``opensmile.Smile`` objects, one per
+    feature level, each a full openSMILE run that recomputes the LLDs. Returns (``features(x)``,
+    the per-level extractors)."""
     import numpy as np
     import opensmile
     import pandas as pd
-    from opensmile.core.config import config as smile_config
 
     from ser_keras.acoustic import IS10_SAMPLE_RATE, pool_is10_frames
 
-    base = opensmile.Smile(feature_set=opensmile.FeatureSet.IS10, feature_level=opensmile.FeatureLevel.Functionals)
-    sink_conf = Path(tempfile.mkdtemp()) / "is10_three_sinks.conf.inc"
-    sink_conf.write_text("[componentInstances:cComponentManager]\n"
-                         + "".join(f"instance[sink_{k}].type=cExternalSink\n" for k in ONE_PASS_SINKS)
-                         + "".join(f"\n[sink_{k}:cExternalSink]\nreader.dmLevel = {level}\nblocksize = 1\n"
-                                   for k, level in ONE_PASS_SINKS.items()))
-    options = {**base._options(), "sink": str(sink_conf), "sampleRate": IS10_SAMPLE_RATE, "nBits": 16,
-               "source": str(Path(base.default_config_root) / smile_config.EXTERNAL_INPUT_CONFIG)}
+    extractors = {name: opensmile.Smile(feature_set=opensmile.FeatureSet.IS10,
+                                        feature_level=getattr(opensmile.FeatureLevel, level))
+                  for name, level in IS10_LEVELS.items()}
+
+    def by_start_ms(frame):
+        starts = np.round(frame.index.get_level_values("start").total_seconds() * 1000).astype(np.int64)
+        out = pd.DataFrame(frame.to_numpy(), index=starts)
+        return out[~out.index.duplicated()]
 
     def features(x):
-        smile = base._smile(options)
-        out = {k: ([], []) for k in ONE_PASS_SINKS}
-        for k, (rows, starts) in out.items():
-            def collect(data, meta, rows=rows, starts=starts):
-                rows.append(data.copy())
-                starts.append(meta.time)
-            smile.external_sink_set_callback_ex(f"sink_{k}", collect)
-        smile.external_audio_source_write_data(smile_config.EXTERNAL_SOURCE_COMPONENT,
-                                               bytes((x * 32768).astype(np.int16)))
-        smile.external_audio_source_set_eoi(smile_config.EXTERNAL_SOURCE_COMPONENT)
-        smile.run()
-        smile.free()
-
-        def by_start_ms(k):
-            rows, starts = out[k]
-            frame = pd.DataFrame(np.vstack(rows), index=np.round(np.asarray(starts) * 1000).astype(np.int64))
-            return frame[~frame.index.duplicated()]
-
-        frames = pd.concat([by_start_ms("lld"), by_start_ms("delta")], axis=1, join="inner",
-                           keys=["lld", "delta"]).sort_index()
+        lld = by_start_ms(extractors["lld"].process_signal(x, IS10_SAMPLE_RATE))
+        delta = by_start_ms(extractors["delta"].process_signal(x, IS10_SAMPLE_RATE))
+        functionals = extractors["functionals"].process_signal(x, IS10_SAMPLE_RATE).to_numpy()[0]
+        frames = pd.concat([lld, delta], axis=1, join="inner", keys=["lld", "delta"]).sort_index()
         values = np.nan_to_num(frames.to_numpy(dtype=np.float64))
         pooled = pool_is10_frames(values, frames.index.to_numpy(), x.size / IS10_SAMPLE_RATE)
-        return pooled, np.nan_to_num(np.vstack(out["functionals"][0])[0]).astype(np.float32)
+        return pooled, np.nan_to_num(functionals).astype(np.float32)
 
-    return features
+    return features, extractors
 
 
 def is10_worker(spec: dict) -> dict:
-    """openSMILE IS10 of each clip (no TensorFlow in this process), as ``prepare`` / ``predict``
-    compute it, and the one-pass proposal; saves the features for the model's worker."""
+    """openSMILE IS10 of each clip (no TensorFlow in this process) as ``prepare`` / ``predict``
+    compute it (one openSMILE run, ser_keras/is10.py), and the previous three-run way; saves the
+    features for the model's worker."""
     import numpy as np
 
     from ser_keras.acoustic import IS10_SAMPLE_RATE, is10_extractors, is10_features
 
     clips = five_second_clips(spec["paths"], IS10_SAMPLE_RATE, spec["clips"])
-    extractors = is10_extractors()
-    one_pass = is10_one_pass_extractor()
-    is10_features(clips[0], extractors)  # first calls: openSMILE's configuration
-    one_pass(clips[0])
-    shipped, proposed, features, identical = [], [], [], True
+    extractor = is10_extractors()
+    three_runs, per_level = is10_three_runs()
+    is10_features(clips[0], extractor)  # first calls: openSMILE's configuration
+    three_runs(clips[0])
+    shipped, previous, features, identical = [], [], [], True
     for x in clips:  # interleaved, clip by clip
-        shipped += timed(lambda: features.append(is10_features(x, extractors)), 1)
+        shipped += timed(lambda: features.append(is10_features(x, extractor)), 1)
         got = []
-        proposed += timed(lambda: got.append(one_pass(x)), 1)
+        previous += timed(lambda: got.append(three_runs(x)), 1)
         identical &= all(np.array_equal(a, b) for a, b in zip(features[-1], got[0]))
     split = {name: median_of(timed(lambda: smile.process_signal(clips[0], IS10_SAMPLE_RATE), 3), 1)
-             for name, smile in extractors.items()}  # CPU s of each extractor on one clip
+             for name, smile in per_level.items()}  # CPU s of each level's run on one clip
     np.savez(spec["out"], **{f"lld{i}": f[0] for i, f in enumerate(features)},
              **{f"func{i}": f[1] for i, f in enumerate(features)})
-    return {"shipped": shipped, "one_pass": proposed, "identical": bool(identical), "extractor_cpu_s": split}
+    return {"shipped": shipped, "three_runs": previous, "identical": bool(identical), "level_run_cpu_s": split}
 
 
 def prepare_worker(spec: dict) -> dict:
@@ -322,13 +303,13 @@ def main(argv=None):
             if "error" in is10:
                 print(f"{arch} IS10: {is10['error']}")
                 continue
-            for key, what in (("shipped", "shipped, 3 extractors"), ("one_pass", "one pass, proposed")):
+            for key, what in (("shipped", "shipped, one openSMILE run"), ("three_runs", "previous, three runs")):
                 wall, cpu = median_of(is10[key], 0), median_of(is10[key], 1)
                 print(f"{arch} openSMILE IS10 ({what}; 1 thread): {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU "
                       f"per 5-s clip = realtime factor {CLIP_SECONDS / wall:.1f} wall, {CLIP_SECONDS / cpu:.1f} CPU", flush=True)
-            split = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in is10["extractor_cpu_s"].items())
-            print(f"{arch} openSMILE IS10: one pass identical to shipped: {is10['identical']}; CPU per extractor "
-                  f"on one clip: {split}", flush=True)
+            split = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in is10["level_run_cpu_s"].items())
+            print(f"{arch} openSMILE IS10: shipped identical to the three runs: {is10['identical']}; CPU of each "
+                  f"of the three runs on one clip: {split}", flush=True)
         for label, threads in thread_modes:
             spec = {"run_dir": run["run_dir"], "export_dir": run["export_dir"], "paths": paths, "clips": clips,
                     "repeats": repeats, "threads": threads, "is10_file": is10_file if is10 else None,
@@ -342,7 +323,7 @@ def main(argv=None):
                 r = result[name]
                 for k, kind in enumerate(("wall", "CPU")):
                     is10_s = median_of(is10["shipped"], k) if is10 else 0.0
-                    is10_one = median_of(is10["one_pass"], k) if is10 else 0.0
+                    is10_three = median_of(is10["three_runs"], k) if is10 else 0.0
                     model_s = r["seconds_per_clip"][k]
                     rtf = CLIP_SECONDS / (model_s + is10_s)
                     latency = 1000 * (r["latency_s"][k] + is10_s)
@@ -350,7 +331,7 @@ def main(argv=None):
                     extra = ""
                     if is10:
                         extra = (f" (model alone {CLIP_SECONDS / model_s:.1f}, + IS10 {is10_s * 1000:.0f} ms/clip; "
-                                 f"with one-pass IS10: {CLIP_SECONDS / (model_s + is10_one):.1f})")
+                                 f"with the previous three-run IS10: {CLIP_SECONDS / (model_s + is10_three):.1f})")
                     print(f"{arch} {name:<10} ({label}, threads {result['threads'][0]}/{result['threads'][1]}, {kind:<4}): "
                           f"realtime factor {rtf:.1f}{extra}; latency batch 1 {latency:.0f} ms", flush=True)
             sweep = result["keras"].get("wall_seconds_per_clip_by_batch")

@@ -5,11 +5,10 @@ pooled to STRL-SER's frames. Pure functions of a waveform; no files, no cache.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-import pandas as pd
 from scipy.signal import butter, find_peaks, sosfilt
+
+from .is10 import IS10Extractor
 
 IS10_SAMPLE_RATE = 16000
 IS10_WINDOW_MS = 128   # STRL-SER's frame length ...
@@ -86,35 +85,29 @@ def pool_is10_frames(values: np.ndarray, starts_ms: np.ndarray, duration: float)
     return ((sums[hi] - sums[lo]) / (hi - lo)[:, None]).astype(np.float32)
 
 
-def is10_extractors() -> dict:
-    """openSMILE IS10 extractors: 38 LLDs, their 38 deltas, 1582 functionals."""
-    import opensmile
-
-    level = opensmile.FeatureLevel
-    make = lambda lvl: opensmile.Smile(feature_set=opensmile.FeatureSet.IS10, feature_level=lvl)  # noqa: E731
-    return {"lld": make(level.LowLevelDescriptors), "delta": make(level.LowLevelDescriptors_Deltas),
-            "functionals": make(level.Functionals)}
+def is10_extractors() -> IS10Extractor:
+    """openSMILE IS10 (38 LLDs, their 38 deltas, 1582 functionals), ONE openSMILE run per clip
+    (see is10.py). Create once per process: it reads the configuration's stream sizes."""
+    return IS10Extractor()
 
 
-def _by_start_ms(frame: pd.DataFrame) -> pd.DataFrame:
-    starts = np.round(frame.index.get_level_values("start").total_seconds() * 1000).astype(np.int64)
-    out = pd.DataFrame(frame.to_numpy(), index=starts)
-    return out[~out.index.duplicated()]  # the delta stream repeats its last start time
+def _first_per_start(starts_ms: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each start time once, sorted, with its first frame: the delta stream repeats its last start."""
+    starts, first = np.unique(starts_ms, return_index=True)
+    return starts, values[first]
 
 
-def is10_features(x: np.ndarray, extractors: dict) -> tuple[np.ndarray, np.ndarray]:
+def is10_features(x: np.ndarray, extractors: IS10Extractor) -> tuple[np.ndarray, np.ndarray]:
     """(pooled LLD+delta frames [T, 76], functionals [1582]) of 16 kHz audio.
 
     openSMILE gives the delta stream a frame or two more than the LLD stream; they are
-    aligned on frame start time (inner join) before pooling.
+    aligned on frame start time (the starts both streams have) before pooling. A clip too
+    short for any frame gives NaN ("Segment too short"), zeroed here.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "Segment too short": NaN, zeroed below
-        lld = _by_start_ms(extractors["lld"].process_signal(x, IS10_SAMPLE_RATE))
-        delta = _by_start_ms(extractors["delta"].process_signal(x, IS10_SAMPLE_RATE))
-        functionals = extractors["functionals"].process_signal(x, IS10_SAMPLE_RATE).to_numpy()[0]
-    # concat, not join(lsuffix=...): pandas 3 deprecates join's suffix keywords
-    frames = pd.concat([lld, delta], axis=1, join="inner", keys=["lld", "delta"]).sort_index()
-    values = np.nan_to_num(frames.to_numpy(dtype=np.float64))
-    pooled = pool_is10_frames(values, frames.index.to_numpy(), x.size / IS10_SAMPLE_RATE)
-    return pooled, np.nan_to_num(functionals).astype(np.float32)
+    streams = extractors.run(x, IS10_SAMPLE_RATE)
+    lld_ms, lld = _first_per_start(*streams["lld"])
+    delta_ms, delta = _first_per_start(*streams["delta"])
+    starts, in_lld, in_delta = np.intersect1d(lld_ms, delta_ms, assume_unique=True, return_indices=True)
+    values = np.nan_to_num(np.concatenate([lld[in_lld], delta[in_delta]], axis=1, dtype=np.float64))
+    pooled = pool_is10_frames(values, starts, x.size / IS10_SAMPLE_RATE)
+    return pooled, np.nan_to_num(streams["functionals"][1][0]).astype(np.float32)

@@ -245,22 +245,16 @@ def network_precision(recipe, policy: str):
         del recipe.build_network
 
 
-@contextlib.contextmanager
-def fused_bn(enabled: bool):
-    """``enabled=False``: the library's BatchNormalization (ser_keras/models/batchnorm.py) trains
-    through Keras' own moments + batch_normalization graph instead of FusedBatchNormV3 (what
-    shipped before the fused kernel)."""
-    if enabled:
-        yield
-        return
+def use_fused_bn(model, enabled: bool) -> None:
+    """``enabled=False``: the library's BatchNormalization layers (ser_keras/models/batchnorm.py) of
+    ``model`` train through Keras' own moments + batch_normalization graph instead of
+    FusedBatchNormV3 (what shipped before the fused kernel). Per layer: other variants in the
+    same worker keep the fused kernel."""
     from ser_keras.models.batchnorm import BatchNormalization
 
-    original = BatchNormalization._fused_training
-    BatchNormalization._fused_training = lambda self, inputs, training, mask: False
-    try:
-        yield
-    finally:
-        BatchNormalization._fused_training = original
+    for layer in model._flatten_layers():
+        if isinstance(layer, BatchNormalization):
+            layer.fused = bool(enabled)
 
 
 @contextlib.contextmanager
@@ -318,9 +312,9 @@ def build_plan(config, data, fold, targets, variant: Variant):
     if variant.batch:
         config.train.batch_size = int(variant.batch)
     keras.utils.set_random_seed(config.data.seed)
-    with network_precision(config.recipe, variant.precision), fused_bn(variant.fused_bn), \
-            pool_before_activation(variant.pool_first):
+    with network_precision(config.recipe, variant.precision), pool_before_activation(variant.pool_first):
         plan = plan_fit(config, data, fold, targets)
+    use_fused_bn(plan.target, variant.fused_bn)
     compile_model(plan.target, config.recipe, config, len(plan.train), len(data.class_names))
     if variant.jit is not None:
         plan.target.jit_compile = bool(variant.jit)
@@ -372,7 +366,8 @@ def run_worker(spec: dict) -> dict:
             batches = full_batches(plan, batch, warmup + max(steps * rounds, 8))
             norms = [layer for layer in plan.target._flatten_layers()
                      if isinstance(layer, keras.layers.BatchNormalization)]
-            structure = [f"{type(layer).__name__}:{layer.dtype_policy.name}" for layer in plan.target._flatten_layers()]
+            structure = [f"{type(layer).__name__}:{layer.dtype_policy.name}:{getattr(layer, 'fused', '-')}"
+                         for layer in plan.target._flatten_layers()]
             run = {"variant": variant, "plan": plan, "batches": batches, "batch": batch, "bn_layers": len(norms),
                    "structure": hash(tuple(structure)),
                    "items_per_utterance": plan.train.n_items / max(1, len(fold.train)),

@@ -20,6 +20,8 @@ register = keras.saving.register_keras_serializable(package="ser_keras")
 
 @register
 class BatchNormalization(keras.layers.BatchNormalization):
+    fused = True  # False: Keras' own training graph (benchmarks/training_throughput.py compares them)
+
     def call(self, inputs, training=None, mask=None):
         if not self._fused_training(inputs, training, mask):
             return super().call(inputs, training=training, mask=mask)
@@ -32,7 +34,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     def _fused_training(self, inputs, training, mask) -> bool:
         rank = len(inputs.shape)
         axis = self.axis if self.axis >= 0 else self.axis + rank
-        return bool(training and self.trainable and mask is None and not self.renorm
+        return bool(self.fused and training and self.trainable and mask is None and not self.renorm
                     and rank in (3, 4) and axis == rank - 1
                     and keras.backend.backend() == "tensorflow")
 

@@ -211,40 +211,6 @@ def backend_facts() -> dict:
     return facts
 
 
-@contextlib.contextmanager
-def network_precision(recipe, policy: str):
-    """Build the recipe's network under ``policy`` (e.g. mixed_bfloat16), its softmax heads in
-    float32; the front end and the Normalization layers are built outside, in float32."""
-    if policy == "float32":
-        yield
-        return
-    import keras
-
-    build = recipe.build_network
-
-    def build_network(*args, **kwargs):
-        previous = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy(policy)
-        try:
-            network = build(*args, **kwargs)
-        finally:
-            keras.mixed_precision.set_global_policy(previous)
-        for head in ("emotion", *recipe.heads):
-            network.get_layer(head).dtype_policy = "float32"  # probabilities and loss in float32
-        for layer in network._flatten_layers():
-            # Keras adds activity-regularizer losses as computed (bfloat16 here) to the float32
-            # loss and fails; the penalty is computed in float32 instead (cldnn's BLSTM L1).
-            if getattr(layer, "activity_regularizer", None) is not None:
-                layer.activity_regularizer = _float32_penalty(layer.activity_regularizer)
-        return network
-
-    recipe.build_network = build_network  # this worker's recipe object only
-    try:
-        yield
-    finally:
-        del recipe.build_network
-
-
 def use_fused_bn(model, enabled: bool) -> None:
     """``enabled=False``: the library's BatchNormalization layers (ser_keras/models/batchnorm.py) of
     ``model`` train through Keras' own moments + batch_normalization graph instead of
@@ -291,15 +257,6 @@ def pool_before_activation(enabled: bool):
         cldnn._conv_front_end = original
 
 
-def _float32_penalty(regularizer):
-    import keras
-
-    def penalty(x):
-        return regularizer(keras.ops.cast(x, "float32"))
-
-    return penalty
-
-
 def build_plan(config, data, fold, targets, variant: Variant):
     """plan_fit + compile_model for ``variant`` (its precision, batch size, jit)."""
     import copy
@@ -312,7 +269,8 @@ def build_plan(config, data, fold, targets, variant: Variant):
     if variant.batch:
         config.train.batch_size = int(variant.batch)
     keras.utils.set_random_seed(config.data.seed)
-    with network_precision(config.recipe, variant.precision), pool_before_activation(variant.pool_first):
+    config.train.precision = variant.precision  # the library's mixed precision (assembly.build_network)
+    with pool_before_activation(variant.pool_first):
         plan = plan_fit(config, data, fold, targets)
     use_fused_bn(plan.target, variant.fused_bn)
     compile_model(plan.target, config.recipe, config, len(plan.train), len(data.class_names))

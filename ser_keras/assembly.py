@@ -37,7 +37,7 @@ def build_run_model(recipe, config, num_classes: int, stats: dict, frontend=None
     features = config.features
     spec = recipe.network_spec(features)
     classifier = build_classifier(recipe, spec, num_classes, config.model, stats,
-                                  recipe.normalization_axes(features))
+                                  recipe.normalization_axes(features), config.train.precision)
     if recipe.input_kind == SEGMENTS:
         inputs = {name: keras.Input(shape, name=name) for name, shape in spec.items()}
         return RunModel(keras.Model(inputs, classifier(inputs), name=recipe.name), None, classifier)
@@ -80,11 +80,12 @@ def build_frontend(recipe, features):
     return keras.Model(inputs["audio"], {"features": computed}, name="frontend")
 
 
-def build_classifier(recipe, spec: dict, num_classes: int, hparams: dict, stats: dict, axes: dict):
+def build_classifier(recipe, spec: dict, num_classes: int, hparams: dict, stats: dict, axes: dict,
+                     precision: str = "float32"):
     """Normalization (per the recipe's axes, training statistics) -> network, named "classifier"."""
     import keras
 
-    network = recipe.build_network(spec, num_classes, **hparams)
+    network = build_network(recipe, spec, num_classes, hparams, precision)
     network.name = "network"
     inputs = {name: keras.Input(shape, name=name) for name, shape in spec.items()}
     normalised = {}
@@ -95,6 +96,25 @@ def build_classifier(recipe, spec: dict, num_classes: int, hparams: dict, stats:
                                            name=f"normalize_{name}")(x)
         normalised[name] = x
     return keras.Model(inputs, network(normalised), name="classifier")
+
+
+def build_network(recipe, spec: dict, num_classes: int, hparams: dict, precision: str = "float32"):
+    """The recipe's network; ``precision="mixed_bfloat16"``: its layers compute in bfloat16 with
+    float32 variables (Keras mixed precision), its output heads in float32, so probabilities and
+    the loss stay float32. Front end, augmentation and Normalization are built outside: float32."""
+    import keras
+
+    if precision == "float32":
+        return recipe.build_network(spec, num_classes, **hparams)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        network = recipe.build_network(spec, num_classes, **hparams)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for head in ("emotion", *recipe.heads):
+        network.get_layer(head).dtype_policy = "float32"
+    return network
 
 
 # ----------------------------------------------------------------------------- statistics

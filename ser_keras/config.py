@@ -18,6 +18,7 @@ from .errors import ConfigError
 
 PROTOCOLS = ("paper", "speaker", "loso")
 SCHEDULES = ("constant", "exponential", "cosine")
+PRECISIONS = ("float32", "mixed_bfloat16")
 AGGREGATES = ("mean", "vote")
 VOCAL_CHANNELS = ("speech", "song", "all")
 
@@ -59,6 +60,7 @@ class TrainConfig:
     monitor: str = "val_loss"
     loss_weights: dict = field(default_factory=dict)
     devices: str = "1"                # "1", a count, or "all": keras.distribution.DataParallel (JAX)
+    precision: str = "float32"        # or mixed_bfloat16: the network computes in bf16 (opt-in, see README "Speed")
 
 
 @dataclass
@@ -201,6 +203,7 @@ RULES = {
         isinstance(w, numbers.Real) and not isinstance(w, bool) and w >= 0 for w in v.values()),
         "a dict of head -> weight >= 0"),
     "train.devices": (_devices, "a device count >= 1 or 'all'"),
+    "train.precision": _choice(PRECISIONS),
 }
 
 

@@ -253,3 +253,25 @@ def test_cv_runs_every_loso_fold(corpus, tmp_path):
     folds = pd.read_csv(out / "folds.csv", index_col="fold")
     assert all((Path(d) / "metrics.json").exists() for d in folds["run_dir"].iloc[:3])
     assert len(list(tmp_path.glob("cldnn-synthetic-*"))) == 3
+
+
+@pytest.mark.parametrize("arch", ["cldnn", "bilstm_att_mtl"])
+def test_bfloat16_run_computes_in_bfloat16_and_reports_float32(arch, corpus, tmp_path):
+    """train.precision=mixed_bfloat16: the network's layers compute in bfloat16 with float32
+    weights (cldnn: its L1 activity penalty too), the heads and everything before the network in
+    float32; the run finishes, reloads in safe mode and gives float32 probabilities."""
+    data_dir, cache = corpus
+    config = tiny_config(arch, data_dir, cache, epochs=1, **{"train.precision": "mixed_bfloat16"})
+    run_dir, metrics = training.train(config, runs_dir=tmp_path, progress=False, verbose=0)
+    assert np.isfinite(pd.read_csv(run_dir / "history.csv")["loss"]).all()
+    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    network = model.get_layer("classifier").get_layer("network")
+    computes = {layer.name: layer.compute_dtype for layer in network._flatten_layers(include_self=False) if layer.weights}
+    assert {name: dtype for name, dtype in computes.items() if dtype != "bfloat16"} == {
+        head: "float32" for head in ("emotion", *config.recipe.heads)}
+    assert all(w.dtype == "float32" for w in network.weights)
+    assert all(layer.compute_dtype == "float32" for layer in model.get_layer("classifier").layers
+               if layer.name.startswith("normalize_"))
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    assert np.allclose(predictions.filter(like="p_").sum(axis=1), 1.0, atol=1e-3)
+    assert json.loads((run_dir / "config.json").read_text())["train"]["precision"] == "mixed_bfloat16"

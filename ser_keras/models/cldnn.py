@@ -15,11 +15,11 @@ Then BLSTM(256, L1 activity 1e-3) -> Bahdanau attention -> [context, h_fwd_last,
 """
 
 import keras
-from keras import layers, regularizers
+from keras import layers
 
 from ..errors import ConfigError
 from .batchnorm import BatchNormalization
-from .layers import BahdanauAttention, FoldWindows, UnfoldWindows
+from .layers import BahdanauAttention, FoldWindows, L1Float32, UnfoldWindows
 from .specs import model_inputs
 
 VARIANTS = ("cldnn", "blstm", "blstm_att", "conv_blstm")
@@ -46,7 +46,7 @@ def build_cldnn(input_spec, num_classes, variant="cldnn", conv_blocks=4, dropout
 
     blstm = layers.Bidirectional(
         layers.LSTM(lstm_units, return_sequences=True, return_state=True,
-                    activity_regularizer=regularizers.L1(l1), name="lstm"),
+                    activity_regularizer=L1Float32(l1), name="lstm"),
         name="blstm")
     states, forward_h, _, backward_h, _ = blstm(sequence)
     last_state = layers.Concatenate(name="last_state")([forward_h, backward_h])

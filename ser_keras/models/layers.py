@@ -82,9 +82,10 @@ class BahdanauAttention(_TemporalAttention):
     def __init__(self, units=256, return_attention_weights=False, **kwargs):
         super().__init__(units, return_attention_weights, **kwargs)
         init = keras.initializers.RandomNormal(mean=0.0, stddev=1.0)
-        self.hidden = layers.Dense(units, activation="tanh", use_bias=False,
-                                   kernel_initializer=init, name="hidden")
-        self.score = layers.Dense(1, use_bias=False, kernel_initializer=init, name="score")
+        # sublayers compute in this layer's dtype policy (mixed precision), also when reloaded
+        self.hidden = layers.Dense(units, activation="tanh", use_bias=False, kernel_initializer=init,
+                                   name="hidden", dtype=self.dtype_policy)
+        self.score = layers.Dense(1, use_bias=False, kernel_initializer=init, name="score", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.hidden.build(input_shape)
@@ -163,10 +164,10 @@ class MultiScaleConv2D(layers.Layer):
         self.kernel_b = kernel_b
         self.kernel_d = kernel_d
         self.activation = activation
-        self.freq_conv = layers.Conv2D(filters, (kernel_b, 1), padding="same",
-                                       activation=activation, name="freq_conv")
-        self.time_conv = layers.Conv2D(filters, (1, kernel_d), padding="same",
-                                       activation=activation, name="time_conv")
+        self.freq_conv = layers.Conv2D(filters, (kernel_b, 1), padding="same", activation=activation,
+                                       name="freq_conv", dtype=self.dtype_policy)  # this layer's policy
+        self.time_conv = layers.Conv2D(filters, (1, kernel_d), padding="same", activation=activation,
+                                       name="time_conv", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.freq_conv.build(input_shape)
@@ -295,3 +296,12 @@ class PositionEmbedding(layers.Layer):
         config = super().get_config()
         config.update(max_length=self.max_length)
         return config
+
+
+@register
+class L1Float32(keras.regularizers.L1):
+    """L1 penalty computed in float32: a bfloat16 layer's activity penalty joins the float32 loss
+    (``train.precision=mixed_bfloat16``); in float32 the same as ``keras.regularizers.L1``."""
+
+    def __call__(self, x):
+        return super().__call__(ops.cast(x, "float32"))

@@ -138,3 +138,34 @@ compile_model(network, recipe, config, 1, 4)
 gpu = bool(tf.config.list_physical_devices("GPU"))
 print("JIT " + json.dumps(bool(network.jit_compile) if not gpu else False))
 """
+
+
+def test_fused_batch_norm_training_gives_the_same_run_up_to_float_noise(tmp_path, monkeypatch):
+    """The speed defaults keep results: a tiny cldnn trained 2 epochs with the same seed, once with
+    the fused kernel (shipped) and once through Keras' own BatchNormalization graph, gives the
+    same losses and validation metrics up to float noise."""
+    import keras
+    import numpy as np
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny import tiny_config, tiny_corpus
+
+    from ser_keras import training
+    from ser_keras.models.batchnorm import BatchNormalization
+
+    if keras.backend.backend() != "tensorflow":
+        import pytest
+
+        pytest.skip("the fused kernel is TensorFlow's")
+    corpus = tiny_corpus(tmp_path / "corpus")
+    histories = {}
+    for fused in (True, False):
+        monkeypatch.setattr(BatchNormalization, "fused", fused)
+        config = tiny_config("cldnn", corpus, tmp_path / "cache", epochs=2)
+        run_dir, _ = training.train(config, runs_dir=tmp_path / f"runs-{fused}", progress=False, verbose=0)
+        histories[fused] = pd.read_csv(run_dir / "history.csv")
+    fused, plain = histories[True], histories[False]
+    assert list(fused.columns) == list(plain.columns)
+    np.testing.assert_allclose(fused.to_numpy(float), plain.to_numpy(float), rtol=1e-3, atol=1e-4)
+    print("max |fused - keras| over the history:", np.abs(fused.to_numpy(float) - plain.to_numpy(float)).max())

@@ -28,38 +28,60 @@ class FitPlan:
     val: object
 
 
+@dataclass
+class FitInputs:
+    """The batches a fold trains on, the training part's statistics, and what they feed."""
+
+    train: object           # data.batches.Batches
+    val: object
+    stats: dict             # {input name: (mean, variance)} of the training part
+    whole_model: bool       # batches feed the whole run model (waveforms / segments), else its classifier
+    frontend: object        # the front end that computed the statistics (None: SEGMENTS)
+
+
+def fit_inputs(recipe, features, prepared, fold, targets: dict, batch: int, seed: int, devices: int = 1,
+               stats: dict | None = None) -> FitInputs:
+    """One of three ways, by the recipe's input and ``features.augment``: strl_ser's segments;
+    waveform batches when augmentation and the front end run inside the model (every batch);
+    otherwise the model's own front end once over each part, and batches of its cached output for
+    the classifier. ``stats`` given (a search's earlier trial): not computed again."""
+    from .assembly import build_frontend
+    from .data import parts
+
+    train_part, val_part = (parts.PartInputs(recipe, features, prepared, getattr(fold, p), targets)
+                            for p in ("train", "val"))
+    axes = recipe.normalization_axes(features)
+    if recipe.input_kind == SEGMENTS:
+        train_batches, table = parts.segment_batches(train_part, batch, True, seed, devices)
+        val_batches, _ = parts.segment_batches(val_part, batch, False, seed, devices)
+        return FitInputs(train_batches, val_batches, stats or parts.statistics(table, axes), True, None)
+    frontend = build_frontend(recipe, features)
+    if features.augment:
+        return FitInputs(parts.waveform_batches(train_part, batch, True, seed, devices),
+                         parts.waveform_batches(val_part, batch, False, seed, devices),
+                         stats or parts.streamed_statistics(frontend, train_part, axes), True, frontend)
+    cached = {name: parts.compute_features(frontend, part) for name, part in (("train", train_part), ("val", val_part))}
+    return FitInputs(parts.feature_batches(cached["train"], train_part, batch, True, seed, devices),
+                     parts.feature_batches(cached["val"], val_part, batch, False, seed, devices),
+                     stats or parts.statistics(cached["train"], axes), False, frontend)
+
+
 def plan_fit(config, data, fold, targets: dict) -> FitPlan:
     """Statistics, (cached features,) the run model and the train / val batches for one fold.
     Within ``distribute.scope`` over several devices, batches split evenly over them
     (``data.batches.Batches``) and the model's variables are laid out over them."""
-    from .assembly import build_frontend, build_run_model
-    from .data import parts
+    from .assembly import build_run_model
     from .distribute import batch_share
 
     devices = batch_share()
-    recipe, features, batch, seed = config.recipe, config.features, config.train.batch_size, config.data.seed
+    recipe, batch = config.recipe, config.train.batch_size
     if batch % devices:
         raise ConfigError(f"train.batch_size={batch} must be a multiple of the {devices} devices of "
                           f"train.devices={config.train.devices}: each takes an equal share of every batch")
-    train_part, val_part = (parts.PartInputs(recipe, features, data.prepared, getattr(fold, p), targets)
-                            for p in ("train", "val"))
-    axes, classes = recipe.normalization_axes(features), len(data.class_names)
-    if recipe.input_kind == SEGMENTS:
-        train_batches, table = parts.segment_batches(train_part, batch, True, seed, devices)
-        val_batches, _ = parts.segment_batches(val_part, batch, False, seed, devices)
-        run_model = build_run_model(recipe, config, classes, parts.statistics(table, axes))
-        return FitPlan(run_model, run_model.model, train_batches, val_batches)
-    frontend = build_frontend(recipe, features)
-    if features.augment:  # augmentation and front end run inside the model, on every batch
-        stats = parts.streamed_statistics(frontend, train_part, axes)
-        run_model = build_run_model(recipe, config, classes, stats, frontend)
-        return FitPlan(run_model, run_model.model, parts.waveform_batches(train_part, batch, True, seed, devices),
-                       parts.waveform_batches(val_part, batch, False, seed, devices))
-    cached = {name: parts.compute_features(frontend, part) for name, part in (("train", train_part), ("val", val_part))}
-    run_model = build_run_model(recipe, config, classes, parts.statistics(cached["train"], axes), frontend)
-    return FitPlan(run_model, run_model.classifier,
-                   parts.feature_batches(cached["train"], train_part, batch, True, seed, devices),
-                   parts.feature_batches(cached["val"], val_part, batch, False, seed, devices))
+    inputs = fit_inputs(recipe, config.features, data.prepared, fold, targets, batch, config.data.seed, devices)
+    run_model = build_run_model(recipe, config, len(data.class_names), inputs.stats, inputs.frontend)
+    target = run_model.model if inputs.whole_model else run_model.classifier
+    return FitPlan(run_model, target, inputs.train, inputs.val)
 
 
 def compile_model(model, recipe, config, steps_per_epoch: int, num_classes: int):

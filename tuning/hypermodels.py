@@ -3,9 +3,10 @@
 One generic ``RecipeHyperModel`` serves every architecture: ``build(hp)`` applies the recipe's
 ``search_space(hp)`` (``--set``-style overrides) to a copy of the search's base config, then
 builds the run model with the builder, front end, Normalization statistics and compile step
-that `train` uses (``assembly.build_run_model`` + ``training.compile_model``) and returns the
-model that fits: the whole waveform-in model when augmentation runs inside it, the classifier
-sub-model on cached features otherwise, the segment model for strl_ser (as ``training.plan_fit``).
+that `train` uses (``training.fit_inputs`` + ``assembly.build_run_model`` +
+``training.compile_model``) and returns the model that fits: the whole waveform-in model when
+augmentation runs inside it, the classifier sub-model on cached features otherwise, the segment
+model for strl_ser.
 
 What depends only on the data (the parts' batches, cached front-end features, the training
 part's statistics) is computed once per distinct data-affecting setting (features.* and the
@@ -18,26 +19,15 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import keras_tuner as kt
 
 from ser_keras.errors import ConfigError
-from ser_keras.recipes.base import SEGMENTS
 
 OBJECTIVE = "val_unweighted_accuracy"
 # Settings fixed for a whole search: the corpus was read, prepared and split for them.
 FROZEN_PREFIXES = ("data.", "features.sample_rate")
-
-
-@dataclass
-class TrialData:
-    """The batches and statistics of one data-affecting setting."""
-
-    train: object            # data.batches.Batches
-    val: object
-    stats: dict              # {input name: (mean, variance)} of the training part
-    whole_model: bool        # fit the whole run model (waveforms / segments), else its classifier
 
 
 def objective_name(recipe, config) -> str:
@@ -68,7 +58,7 @@ class RecipeHyperModel(kt.HyperModel):
         self.fixed_keys = set(fixed_keys)
         self.num_classes = len(data.class_names)
         self.targets = make_targets(recipe, data.manifest, data.class_names, fold.train)
-        self._data: dict = {}    # data key -> TrialData
+        self._data: dict = {}    # data key -> training.FitInputs
         self._stats: dict = {}   # statistics key -> stats (shared by augmentation on / off)
         self.last_run_model = None
         self.last_result = None
@@ -91,10 +81,10 @@ class RecipeHyperModel(kt.HyperModel):
         return config
 
     # ------------------------------------------------------------------ data (cached)
-    def trial_data(self, config) -> TrialData:
-        """Batches and statistics for ``config``'s data settings, computed on first use only."""
-        from ser_keras.assembly import build_frontend
-        from ser_keras.data import parts
+    def trial_data(self, config):
+        """``training.fit_inputs`` for ``config``'s data settings, computed on first use only (the
+        statistics once per front-end setting: augmentation on / off share them)."""
+        from ser_keras.training import fit_inputs
 
         features = asdict(config.features)
         features.pop("aggregate", None)  # decides at test time only
@@ -103,33 +93,9 @@ class RecipeHyperModel(kt.HyperModel):
             return self._data[key]
         features.pop("augment", None)    # statistics are taken without augmentation
         stats_key = json.dumps(features, sort_keys=True, default=str)
-        recipe, batch, seed = self.recipe, config.train.batch_size, config.data.seed
-        train_part, val_part = (parts.PartInputs(recipe, config.features, self.data.prepared,
-                                                 getattr(self.fold, p), self.targets) for p in ("train", "val"))
-        axes = recipe.normalization_axes(config.features)
-        stats = self._stats.get(stats_key)
-        if recipe.input_kind == SEGMENTS:
-            train, table = parts.segment_batches(train_part, batch, True, seed)
-            val, _ = parts.segment_batches(val_part, batch, False, seed)
-            if stats is None:
-                stats = parts.statistics(table, axes)
-            result = TrialData(train, val, stats, whole_model=True)
-        elif config.features.augment:  # augmentation and front end run inside the model
-            if stats is None:
-                frontend = build_frontend(recipe, config.features)
-                stats = parts.streamed_statistics(frontend, train_part, axes)
-            result = TrialData(parts.waveform_batches(train_part, batch, True, seed),
-                               parts.waveform_batches(val_part, batch, False, seed), stats, whole_model=True)
-        else:  # the model's own front end once over each part; the classifier trains on its output
-            frontend = build_frontend(recipe, config.features)
-            cached = {name: parts.compute_features(frontend, part)
-                      for name, part in (("train", train_part), ("val", val_part))}
-            if stats is None:
-                stats = parts.statistics(cached["train"], axes)
-            result = TrialData(parts.feature_batches(cached["train"], train_part, batch, True, seed),
-                               parts.feature_batches(cached["val"], val_part, batch, False, seed),
-                               stats, whole_model=False)
-        self._stats[stats_key] = stats
+        result = fit_inputs(self.recipe, config.features, self.data.prepared, self.fold, self.targets,
+                            config.train.batch_size, config.data.seed, stats=self._stats.get(stats_key))
+        self._stats[stats_key] = result.stats
         self._data[key] = result
         return result
 

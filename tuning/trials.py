@@ -146,7 +146,7 @@ def hyperparameter_effects(table: pd.DataFrame, names) -> pd.DataFrame:
             continue
         values = done[name]
         numeric, labels = _positions(values)
-        levels = values.astype(str).to_numpy()
+        levels = np.asarray([_short(v) for v in values])
         if labels is None and values.nunique() > 6:
             levels = np.asarray(pd.qcut(numeric, 3, duplicates="drop").astype(str))
         means = done[VALUE_COLUMN].groupby(levels).agg(["mean", "size"])
@@ -183,8 +183,10 @@ def _short(value) -> str:
 
 
 def progress_line(done: int, total, trial, names, best) -> str:
-    """``trial n/N  hp=...  val UA 0.xxx  best 0.yyy`` (or why the trial failed)."""
-    head = f"trial {done}/{total if total else '?'}  hp={format_values(trial.hyperparameters.values, names)}"
+    """``trial n/N  id I  hp=...  val UA 0.xxx  best 0.yyy`` (or why the trial failed): n counts
+    finished trials, I is the trial's row in trials.csv (KerasTuner's id, from 0)."""
+    head = (f"trial {done}/{total if total else '?'}  id {display_id(trial.trial_id)}  "
+            f"hp={format_values(trial.hyperparameters.values, names)}")
     if trial.status == "COMPLETED" and trial.score is not None:
         result = f"val UA {trial.score:.3f}"
     else:

@@ -146,6 +146,24 @@ def test_effects_rank_the_hyperparameter_that_moves_val_ua_first():
     assert np.isnan(effects.set_index("hyperparameter").loc["augment", "spearman"])
 
 
+def test_a_search_saved_before_a_setting_existed_still_matches_at_its_default():
+    """A search directory written before ``train.precision`` existed continues with the same
+    command (the new setting at its default); a non-default value is a different search."""
+    import copy
+
+    from ser_keras.config import resolve_config
+    from tuning.searchdir import differences
+
+    current = resolve_config("strl_ser", "ravdess").to_dict()
+    saved = copy.deepcopy(current)
+    del saved["train"]["precision"]
+    assert differences(saved, current) == []
+    current["train"]["precision"] = "mixed_bfloat16"
+    assert differences(saved, current) == ["train.precision"]
+    current["train"]["precision"], current["train"]["learning_rate"] = "float32", 0.5
+    assert differences(saved, current) == ["train.learning_rate"]
+
+
 def test_same_command_with_more_trials_continues_the_search(first_search, corpus):
     search_dir, _, _ = first_search
     before = pd.read_csv(search_dir / "trials.csv")

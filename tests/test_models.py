@@ -292,3 +292,24 @@ def test_max_pooling_commutes_with_elu_as_cldnn_blocks_use_it():
     pool = keras.layers.MaxPooling2D(4, strides=4, padding="same")
     elu = keras.layers.Activation("elu")
     np.testing.assert_allclose(np.asarray(elu(pool(x))), np.asarray(pool(elu(x))), rtol=1e-6, atol=1e-6)
+
+
+def test_runs_load_model_registers_every_custom_class_in_a_fresh_process(tmp_path):
+    """A run's model.keras loads in a process that imported nothing of ser_keras but runs.py
+    (evaluate / predict / export start that way): ``runs.load_model`` must import every module
+    that registers a class the builders use. Every architecture saved here, loaded elsewhere."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for arch in ARCHS:
+        (tmp_path / arch).mkdir()
+        build_model(arch, SMALL_SPECS[arch], 4).save(tmp_path / arch / "model.keras")
+    code = ("import sys\nfrom ser_keras import runs\n"
+            "for path in sys.argv[1:]:\n    print(runs.load_model(path).count_params())\n")
+    done = subprocess.run([sys.executable, "-c", code, *(str(tmp_path / arch) for arch in ARCHS)], cwd=root,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(done.stdout.split()) == len(ARCHS)

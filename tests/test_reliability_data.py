@@ -164,6 +164,11 @@ def test_workers_start_with_sigint_held_back():
 CTRL_C_SCRIPT = """
 import os, signal, sys
 from pathlib import Path
+# A terminal's Ctrl-C, whatever this process inherited from the test runner (an ignored or
+# blocked SIGINT is inherited across exec, and Python then installs no KeyboardInterrupt handler).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+if hasattr(signal, "pthread_sigmask"):
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 from ser_keras.decoding import decoded
 
 paths = sorted(str(p) for p in Path(sys.argv[1]).glob("*.wav"))

@@ -246,45 +246,6 @@ def test_builders_are_deterministic_under_a_seed():
     np.testing.assert_array_equal(runs[0]["emotion"], runs[1]["emotion"])
 
 
-@pytest.mark.parametrize("shape", [(6, 5, 7, 4), (6, 9, 4)])
-def test_fused_batch_normalization_trains_like_keras_own(shape, monkeypatch):
-    """The library's BatchNormalization (FusedBatchNormV3 in training under TensorFlow) against
-    keras.layers.BatchNormalization with the same weights: outputs, gradients and the moving
-    statistics after a training call agree within float noise, and inference is Keras' path."""
-    from ser_keras.models import batchnorm
-
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("the fused kernel is TensorFlow's")
-    import tensorflow as tf
-
-    fused_calls = []
-    step = batchnorm._fused_training_step
-    monkeypatch.setattr(batchnorm, "_fused_training_step",
-                        lambda layer, x: fused_calls.append(1) or step(layer, x))
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(2.0, 3.0, shape).astype("float32"))
-    ours, reference = batchnorm.BatchNormalization(momentum=0.9), keras.layers.BatchNormalization(momentum=0.9)
-    for layer in (ours, reference):
-        layer.build(shape)
-    ours.gamma.assign(rng.uniform(0.5, 2.0, shape[-1]).astype("float32"))
-    ours.beta.assign(rng.normal(0, 1, shape[-1]).astype("float32"))
-    reference.set_weights(ours.get_weights())
-    results = []
-    for layer in (ours, reference):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, training=True)
-            loss = tf.reduce_sum(y * tf.sin(x))  # a loss whose gradient is not trivially zero
-        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
-        results.append([y.numpy(), *(g.numpy() for g in grads),
-                        layer.moving_mean.numpy(), layer.moving_variance.numpy()])
-    assert fused_calls, "the fused path did not run"
-    for a, b in zip(*results):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(ours(x, training=False).numpy(), reference(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
-    assert len(fused_calls) == 1  # inference took Keras' own path
-
-
 def test_max_pooling_commutes_with_elu_as_cldnn_blocks_use_it():
     """cldnn pools before its ELU (the paper: ELU, then pool): the same function because ELU is
     increasing and 'same' pooling ignores its padding (odd sizes exercise the padding)."""

@@ -56,11 +56,12 @@ BENCH_CORPUS = "synthetic-3to5s-seed0-v1"
 # rules allow, as measured by this benchmark (2-core Xeon with AVX-512 BF16 / AMX, TensorFlow 2.21,
 # Keras 3.15; README "Speed"): what the library ships (tests/test_speed_defaults.py checks it).
 # oneDNN on: ~1.7x over off (the old CLI default). cldnn blocks pool before the ELU: ~1.16x.
-# BatchNormalization as TensorFlow's fused kernel in training: ~1.9x for cldnn, but it needs
+# MatmulBatchNormalization (keras.ops, sums as matmuls, hand-written gradient) over Keras' own
+# layer: see README "Speed". TensorFlow's fused BatchNorm kernel is faster still, but it needs
 # TensorFlow inside the model code, which must stay keras.ops only: measured, not shipped.
 # XLA jit_compile on CPU: ~0.2x. Thread-pool settings: within +-7 %. JAX: ~0.75x. bf16 mixed
 # precision changes results beyond float noise: opt-in (train.precision).
-FASTEST = {"onednn": True, "precision": "float32", "jit_compile": False, "fused_batch_norm": False,
+FASTEST = {"onednn": True, "precision": "float32", "jit_compile": False, "batch_norm": "matmul",
            "cldnn_pool_before_elu": True}
 
 
@@ -75,7 +76,8 @@ class Variant:
     precision: str = "float32"                # or mixed_bfloat16 (the network; front end and Normalization stay float32)
     jit: bool | None = None                   # None: what compile_model gives (Keras "auto": off for TF on CPU)
     batch: int | None = None                  # None: the recipe's batch size
-    fused_bn: bool = False                    # BatchNormalization as TensorFlow's one-kernel op (benchmark only)
+    batch_norm: str = "matmul"              # the conv blocks' BatchNorm: matmul (shipped), keras (Keras' own
+                                              # layer) or fused (TensorFlow's one-kernel op; benchmark only)
     pool_first: bool = True                   # cldnn blocks: MaxPool before ELU (the same function; shipped)
 
     def group(self) -> str:
@@ -86,7 +88,7 @@ class Variant:
 def variants_for(mode: str, default_batch: int) -> list[Variant]:
     """The variants of a run; ``default`` first. Quick: the in-process ones only."""
     quick = [Variant("default"), Variant("bf16", precision="mixed_bfloat16"),
-             Variant("fused_bn", fused_bn=True)]
+             Variant("keras_bn", batch_norm="keras"), Variant("fused_bn", batch_norm="fused")]
     if mode == "quick":
         return quick
     return quick + [
@@ -95,7 +97,7 @@ def variants_for(mode: str, default_batch: int) -> list[Variant]:
         Variant("xla", jit=True),
         Variant("onednn_off", env={"TF_ENABLE_ONEDNN_OPTS": "0"}),
         # what shipped before the speed work: oneDNN off, cldnn's ELU before the pooling
-        Variant("previous_default", env={"TF_ENABLE_ONEDNN_OPTS": "0"}, pool_first=False),
+        Variant("previous_default", env={"TF_ENABLE_ONEDNN_OPTS": "0"}, pool_first=False, batch_norm="keras"),
         Variant("threads_1_1", threads=[1, 1]),
         Variant("threads_2_1", threads=[2, 1]),
         Variant("jax", backend="jax"),
@@ -241,19 +243,26 @@ def fused_batch_normalization():
 
 
 @contextlib.contextmanager
-def fused_bn(enabled: bool):
-    """While the network is built, ``keras.layers.BatchNormalization`` is the fused layer."""
-    if not enabled:
+def batch_norm_layer(kind: str):
+    """While the network is built, the conv blocks' ``MatmulBatchNormalization`` (shipped) is
+    Keras' own ``BatchNormalization`` (``keras``) or the fused-kernel layer (``fused``)."""
+    if kind == "matmul":
         yield
         return
     import keras
 
-    original = keras.layers.BatchNormalization
-    keras.layers.BatchNormalization = fused_batch_normalization()
+    from ser_keras.models import bigru_mha, cldnn, strl_ser
+
+    layer = {"keras": keras.layers.BatchNormalization, "fused": fused_batch_normalization()}[kind]
+    modules = (cldnn, bigru_mha, strl_ser)
+    originals = [module.MatmulBatchNormalization for module in modules]
+    for module in modules:
+        module.MatmulBatchNormalization = layer
     try:
         yield
     finally:
-        keras.layers.BatchNormalization = original
+        for module, original in zip(modules, originals):
+            module.MatmulBatchNormalization = original
 
 
 @contextlib.contextmanager
@@ -276,7 +285,7 @@ def pool_before_activation(enabled: bool):
         for i in range(blocks):
             pool = cldnn.BLOCK_POOLS[i]
             x = layers.Conv2D(cldnn.BLOCK_FILTERS[i], 3, padding="same", name=f"conv_{i + 1}")(x)
-            x = layers.BatchNormalization(name=f"bn_{i + 1}")(x)
+            x = cldnn.MatmulBatchNormalization(name=f"bn_{i + 1}")(x)
             x = layers.Activation("elu", name=f"elu_{i + 1}")(x)
             x = layers.MaxPooling2D(pool, strides=pool, padding="same", name=f"pool_{i + 1}")(x)
             x = layers.Dropout(dropout, name=f"dropout_{i + 1}")(x)
@@ -303,7 +312,7 @@ def build_plan(config, data, fold, targets, variant: Variant):
         config.train.batch_size = int(variant.batch)
     keras.utils.set_random_seed(config.data.seed)
     config.train.precision = variant.precision  # the library's mixed precision (assembly.build_network)
-    with pool_before_activation(variant.pool_first), fused_bn(variant.fused_bn):
+    with pool_before_activation(variant.pool_first), batch_norm_layer(variant.batch_norm):
         plan = plan_fit(config, data, fold, targets)
     compile_model(plan.target, config.recipe, config, len(plan.train), len(data.class_names))
     if variant.jit is not None:
@@ -548,7 +557,7 @@ def benchmark_arch(arch: str, args, out: list) -> None:
         facts = entry["facts"] or {}
         detail = (f"backend={facts.get('backend')} onednn={facts.get('onednn', '-')} "
                   f"threads={facts.get('intra_op', '-')}/{facts.get('inter_op', '-')} precision={v.precision} "
-                  f"jit={'auto' if v.jit is None else v.jit} batch={entry['batch']} fused_bn={v.fused_bn} pool_first={v.pool_first}")
+                  f"jit={'auto' if v.jit is None else v.jit} batch={entry['batch']} batch_norm={v.batch_norm} pool_first={v.pool_first}")
         spread = f"{min(entry['ups']):.2f}-{max(entry['ups']):.2f}"
         if entry.get("same_model"):
             detail += " -- the change does not apply to this model: the same model as default (an A/A check of the noise)"
@@ -569,7 +578,7 @@ def benchmark_arch(arch: str, args, out: list) -> None:
 
 def accuracy_check(arch: str, args, out: list) -> None:
     """The same seed trained ``--accuracy-check`` epochs per variant: val loss / accuracy side by side."""
-    names = args.variants or ["default", "default#2", "fused_bn", "elu_first", "bf16"]
+    names = args.variants or ["default", "default#2", "keras_bn", "fused_bn", "elu_first", "bf16"]
     variants = {v.name: v for v in variants_for("full", 0)}
     print(f"# accuracy check {arch}: {', '.join(names)}; {args.accuracy_check} epochs, seed 0; {load_note()}", flush=True)
     histories = {}
@@ -603,7 +612,7 @@ def main(argv=None):
     parser.add_argument("--arch", nargs="+", default=list(ARCHS), choices=ARCHS)
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--data-dir", help="corpus folder (default: the generated 3-5 s synthetic benchmark corpus)")
-    parser.add_argument("--quick", action="store_true", help="default, bf16 and fused_bn only; 1 round of 2 steps")
+    parser.add_argument("--quick", action="store_true", help="default, bf16, keras_bn and fused_bn only; 1 round of 2 steps")
     parser.add_argument("--variants", nargs="+", help="only these variants (default is always included)")
     parser.add_argument("--steps", type=int, help="at least this many timed steps per variant per inner round (quick 2, full 3)")
     parser.add_argument("--rounds", type=int, help="rounds over the worker groups (quick 1, full 2)")

@@ -16,7 +16,7 @@ import keras
 from keras import layers
 
 from ..errors import ConfigError
-from .layers import MaskedMeanPooling, SelfAttentionMask, ValidMask, ZeroMaskedSteps
+from .layers import MaskedMeanPooling, MatmulBatchNormalization, SelfAttentionMask, ValidMask, ZeroMaskedSteps
 from .specs import model_inputs
 
 
@@ -33,7 +33,7 @@ def build_bigru_mha(input_spec, num_classes, heads=8, dropout=0.2, attention_dro
     x = layers.Reshape((-1, inputs["spectrogram"].shape[-1], 1), name="add_channel")(x)
     for i, filters in enumerate(conv_filters):
         x = layers.Conv2D(filters, 3, padding="same", name=f"conv_{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"bn_{i + 1}")(x)
+        x = MatmulBatchNormalization(name=f"bn_{i + 1}")(x)
         x = layers.Activation("relu", name=f"relu_{i + 1}")(x)
         x = layers.MaxPooling2D((1, freq_pool), name=f"freq_pool_{i + 1}")(x)
         x = ZeroMaskedSteps(name=f"zero_padding_{i + 1}")(x, valid)

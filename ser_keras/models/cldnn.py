@@ -18,7 +18,7 @@ import keras
 from keras import layers
 
 from ..errors import ConfigError
-from .layers import BahdanauAttention, FoldWindows, L1Float32, UnfoldWindows
+from .layers import BahdanauAttention, FoldWindows, L1Float32, MatmulBatchNormalization, UnfoldWindows
 from .specs import model_inputs
 
 VARIANTS = ("cldnn", "blstm", "blstm_att", "conv_blstm")
@@ -83,7 +83,7 @@ def _conv_front_end(windows, blocks, dropout):
     for i in range(blocks):
         pool = BLOCK_POOLS[i]
         x = layers.Conv2D(BLOCK_FILTERS[i], 3, padding="same", name=f"conv_{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"bn_{i + 1}")(x)
+        x = MatmulBatchNormalization(name=f"bn_{i + 1}")(x)
         # Pool, then ELU: the paper's BN -> ELU -> pool is the same function (ELU is increasing,
         # so max-pooling commutes with it) with the ELU on 1/4 (block 1) to 1/16 of the values:
         # ~1.16x per training step on CPU (benchmarks/training_throughput.py, pool_first).

@@ -17,7 +17,7 @@ import keras
 from keras import layers
 
 from ..errors import ConfigError
-from .layers import MultiScaleConv2D, PositionEmbedding, SpatialAttentionPooling
+from .layers import MultiScaleConv2D, MatmulBatchNormalization, PositionEmbedding, SpatialAttentionPooling
 from .specs import model_inputs
 
 TEMPORAL = ("bilstm", "lstm", "transformer")
@@ -64,7 +64,7 @@ def _spatial_branch(lld, kernel_b, kernel_d, multiscale_filters, conv_filters):
     for i, filters in enumerate(conv_filters):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv_{i + 1}")(x)
         x = layers.MaxPooling2D(2, name=f"pool_{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"bn_{i + 1}")(x)
+        x = MatmulBatchNormalization(name=f"bn_{i + 1}")(x)
     return SpatialAttentionPooling(name="spatial_attention")(x)
 
 

@@ -1,0 +1,149 @@
+"""MatmulBatchNormalization is Keras' BatchNormalization up to float noise: the same outputs,
+the same gradients (its own, written by hand, against Keras' autodiff), the same moving
+averages, and Keras' own code wherever the matmul path does not apply.
+
+TensorFlow runs in this process; JAX in a fresh interpreter (Keras fixes its backend at import),
+skipped where jax is not installed.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Shared by both backends: one training call of each layer on the same batch and weights.
+COMPARE = r"""
+import numpy as np
+import keras
+from keras import ops
+from ser_keras.models.layers import MatmulBatchNormalization
+
+
+def one_training_step(layer_class, x, weights, gamma, beta, mask=None):
+    layer = layer_class(momentum=0.9)
+    layer.build(x.shape)
+    layer.gamma.assign(gamma)
+    layer.beta.assign(beta)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        inputs = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            y = layer(inputs, training=True, mask=mask)
+            loss = tf.reduce_sum(y * weights)
+        grads = tape.gradient(loss, [inputs, layer.gamma.value, layer.beta.value])
+        moving = [layer.moving_mean, layer.moving_variance]
+    else:
+        import jax
+
+        def loss_fn(inputs, gamma, beta):
+            y, moving = layer.stateless_call([gamma, beta], [v.value for v in layer.non_trainable_variables],
+                                             inputs, training=True, mask=mask)
+            return (y * weights).sum(), (y, moving)
+
+        (_, (y, moving)), grads = jax.value_and_grad(loss_fn, argnums=(0, 1, 2), has_aux=True)(
+            x, layer.gamma.value, layer.beta.value)
+    names = ["outputs", "d_inputs", "d_gamma", "d_beta", "moving_mean", "moving_variance"]
+    return {n: np.asarray(ops.convert_to_numpy(v)) for n, v in zip(names, [y, *grads, *moving])}
+
+
+def compare(x, weights, gamma, beta, mask=None):
+    ours = one_training_step(MatmulBatchNormalization, x, weights, gamma, beta, mask)
+    keras_own = one_training_step(keras.layers.BatchNormalization, x, weights, gamma, beta, mask)
+    return {n: float(np.max(np.abs(ours[n] - keras_own[n])) / (np.max(np.abs(keras_own[n])) + 1e-12)) for n in ours}
+
+
+def cases():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, (6, 5, 7, 4)).astype("float32")
+    weights = rng.normal(0.0, 1.0, x.shape).astype("float32")
+    gamma = np.array([1.2, -0.7, 0.3, 1.0], "float32")
+    beta = np.array([0.0, 1.0, -2.0, 3.0], "float32")
+    offset = x * 0.25 + 40.0  # mean / std of 80: E[x^2] - E[x]^2 cancels most of its digits
+    return {"image": compare(x, weights, gamma, beta),
+            "offset": compare(offset, weights, gamma, beta),
+            "sequence": compare(x[:, 0], weights[:, 0], gamma, beta)}
+"""
+
+
+def assert_close(report: dict):
+    for case, diffs in report.items():
+        tolerance = 1e-4 if case == "offset" else 1e-5  # E[x^2] - E[x]^2 gives 1.2e-3 on "offset"
+        for name, relative in diffs.items():
+            assert relative < tolerance, f"{case} {name}: relative difference {relative:.2e}"
+
+
+def test_matmul_batch_norm_trains_like_keras_under_tensorflow():
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("this suite's in-process backend is not TensorFlow")
+    scope: dict = {}
+    exec(COMPARE, scope)
+    assert_close(scope["cases"]())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed")
+def test_matmul_batch_norm_trains_like_keras_under_jax():
+    script = COMPARE + "\nimport json\nassert keras.backend.backend() == 'jax'\nprint('REPORT' + json.dumps(cases()))\n"
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_close(json.loads(next(line for line in done.stdout.splitlines() if line.startswith("REPORT"))[6:]))
+
+
+def test_matmul_batch_norm_keeps_keras_inference_config_and_fallbacks():
+    import keras
+
+    from ser_keras.models.layers import MatmulBatchNormalization
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(1.0, 2.0, (4, 3, 5, 6)).astype("float32")
+    ours, theirs = MatmulBatchNormalization(center=False), keras.layers.BatchNormalization(center=False)
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+        layer.moving_mean.assign(np.linspace(-1, 1, 6).astype("float32"))
+        layer.moving_variance.assign(np.linspace(0.5, 2, 6).astype("float32"))
+    np.testing.assert_array_equal(np.asarray(ours(x, training=False)), np.asarray(theirs(x, training=False)))
+    # A masked call is Keras' own code (masked moments): the same as Keras' layer exactly.
+    mask = np.ones((4, 3, 5), bool)
+    mask[0, 1:] = False
+    np.testing.assert_array_equal(np.asarray(ours(x, training=True, mask=mask)),
+                                  np.asarray(theirs(x, training=True, mask=mask)))
+    # Under mixed precision: bfloat16 in and out, float32 statistics, as Keras' layer.
+    mixed = [cls(dtype="mixed_bfloat16") for cls in (MatmulBatchNormalization, keras.layers.BatchNormalization)]
+    outputs = []
+    for layer in mixed:
+        layer.build(x.shape)
+        outputs.append(layer(keras.ops.cast(x, "bfloat16"), training=True))
+    assert [keras.backend.standardize_dtype(y.dtype) for y in outputs] == ["bfloat16", "bfloat16"]
+    np.testing.assert_allclose(*[np.asarray(keras.ops.cast(y, "float32")) for y in outputs], atol=0.02)
+    np.testing.assert_allclose(np.asarray(mixed[0].moving_variance), np.asarray(mixed[1].moving_variance), rtol=1e-5)
+    config = ours.get_config()
+    assert not config["center"] and MatmulBatchNormalization.from_config(config).get_config() == config
+    assert keras.saving.get_registered_object("ser_keras>MatmulBatchNormalization") is MatmulBatchNormalization
+
+
+def test_conv_models_use_the_matmul_layer_as_the_benchmark_chose():
+    """``FASTEST["batch_norm"]`` in benchmarks/training_throughput.py records the winner."""
+    from ser_keras.assembly import summary_network
+    from ser_keras.models.layers import MatmulBatchNormalization
+
+    spec = importlib.util.spec_from_file_location("training_throughput_bn", ROOT / "benchmarks" / "training_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    expected = module.FASTEST["batch_norm"] == "matmul"
+    for arch in ("cldnn", "bigru_mha", "strl_ser"):
+        norms = [layer for layer in summary_network(arch, "ravdess")._flatten_layers()
+                 if isinstance(layer, __import__("keras").layers.BatchNormalization)]
+        assert norms, arch
+        assert all(isinstance(layer, MatmulBatchNormalization) == expected for layer in norms), arch

@@ -134,6 +134,8 @@ def test_matmul_batch_norm_keeps_keras_inference_config_and_fallbacks():
 
 def test_conv_models_use_the_matmul_layer_as_the_benchmark_chose():
     """``FASTEST["batch_norm"]`` in benchmarks/training_throughput.py records the winner."""
+    import keras
+
     from ser_keras.assembly import summary_network
     from ser_keras.models.layers import MatmulBatchNormalization
 
@@ -144,6 +146,6 @@ def test_conv_models_use_the_matmul_layer_as_the_benchmark_chose():
     expected = module.FASTEST["batch_norm"] == "matmul"
     for arch in ("cldnn", "bigru_mha", "strl_ser"):
         norms = [layer for layer in summary_network(arch, "ravdess")._flatten_layers()
-                 if isinstance(layer, __import__("keras").layers.BatchNormalization)]
+                 if isinstance(layer, keras.layers.BatchNormalization)]
         assert norms, arch
         assert all(isinstance(layer, MatmulBatchNormalization) == expected for layer in norms), arch

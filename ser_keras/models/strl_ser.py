@@ -17,7 +17,7 @@ import keras
 from keras import layers
 
 from ..errors import ConfigError
-from .layers import MultiScaleConv2D, MatmulBatchNormalization, PositionEmbedding, SpatialAttentionPooling
+from .layers import MatmulBatchNormalization, MultiScaleConv2D, PositionEmbedding, SpatialAttentionPooling
 from .specs import model_inputs
 
 TEMPORAL = ("bilstm", "lstm", "transformer")

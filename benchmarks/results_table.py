@@ -4,7 +4,8 @@
     python benchmarks/results_table.py runs/*/ [--readme README.md]
 
 One row per finished run (a folder with metrics.json): architecture, protocol, split, epochs
-trained (best), device, test WA / UA / macro F1, the SVM baseline on the same split (from
+trained (best), device, test WA / UA / macro F1 (and WA / UA of auxiliary heads such as
+bilstm_att_mtl's speed and volume), the SVM baseline on the same split (from
 ``python cli.py baseline RUN_DIR``), the paper's figure where the paper used that corpus and
 protocol, and the command that made the run. With ``--readme`` the table replaces the text
 between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
@@ -57,6 +58,8 @@ def row(run_dir: Path) -> dict | None:
         "device": f"{env.get('device', '?')}, {env.get('backend', '?')}",
         "WA / UA %": f"{100 * metrics['wa']:.1f} / {100 * metrics['ua']:.1f}",
         "macro F1 %": f"{100 * metrics['macro_f1']:.1f}",
+        "other heads WA / UA %": "; ".join(f"{head} {100 * m['wa']:.1f} / {100 * m['ua']:.1f}"
+                                           for head, m in metrics.get("heads", {}).items()) or "—",
         "SVM WA / UA % (same split)": svm,
         "paper": PAPER.get(key, "—"),
         "command": f"`{command}`",

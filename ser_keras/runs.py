@@ -185,6 +185,7 @@ def load_model(run_dir):
     import ser_keras.augment  # noqa: F401  (registers the custom objects for safe loading)
     import ser_keras.frontends  # noqa: F401
     import ser_keras.metrics  # noqa: F401
+    import ser_keras.models.batchnorm  # noqa: F401
     import ser_keras.models.layers  # noqa: F401
 
     return keras.saving.load_model(Path(run_dir) / "model.keras", safe_mode=True, compile=False)

@@ -23,7 +23,7 @@ COMPARE = r"""
 import numpy as np
 import keras
 from keras import ops
-from ser_keras.models.layers import MatmulBatchNormalization
+from ser_keras.models.batchnorm import MatmulBatchNormalization
 
 
 def one_training_step(layer_class, x, weights, gamma, beta, mask=None):
@@ -103,7 +103,7 @@ def test_matmul_batch_norm_trains_like_keras_under_jax():
 def test_matmul_batch_norm_keeps_keras_inference_config_and_fallbacks():
     import keras
 
-    from ser_keras.models.layers import MatmulBatchNormalization
+    from ser_keras.models.batchnorm import MatmulBatchNormalization
 
     rng = np.random.default_rng(1)
     x = rng.normal(1.0, 2.0, (4, 3, 5, 6)).astype("float32")
@@ -137,7 +137,7 @@ def test_conv_models_use_the_matmul_layer_as_the_benchmark_chose():
     import keras
 
     from ser_keras.assembly import summary_network
-    from ser_keras.models.layers import MatmulBatchNormalization
+    from ser_keras.models.batchnorm import MatmulBatchNormalization
 
     spec = importlib.util.spec_from_file_location("training_throughput_bn", ROOT / "benchmarks" / "training_throughput.py")
     module = importlib.util.module_from_spec(spec)

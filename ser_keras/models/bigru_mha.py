@@ -16,7 +16,8 @@ import keras
 from keras import layers
 
 from ..errors import ConfigError
-from .layers import MaskedMeanPooling, MatmulBatchNormalization, SelfAttentionMask, ValidMask, ZeroMaskedSteps
+from .batchnorm import MatmulBatchNormalization
+from .layers import MaskedMeanPooling, SelfAttentionMask, ValidMask, ZeroMaskedSteps
 from .specs import model_inputs
 
 

@@ -18,7 +18,8 @@ import keras
 from keras import layers
 
 from ..errors import ConfigError
-from .layers import BahdanauAttention, FoldWindows, L1Float32, MatmulBatchNormalization, UnfoldWindows
+from .batchnorm import MatmulBatchNormalization
+from .layers import BahdanauAttention, FoldWindows, L1Float32, UnfoldWindows
 from .specs import model_inputs
 
 VARIANTS = ("cldnn", "blstm", "blstm_att", "conv_blstm")

@@ -17,7 +17,8 @@ import keras
 from keras import layers
 
 from ..errors import ConfigError
-from .layers import MatmulBatchNormalization, MultiScaleConv2D, PositionEmbedding, SpatialAttentionPooling
+from .batchnorm import MatmulBatchNormalization
+from .layers import MultiScaleConv2D, PositionEmbedding, SpatialAttentionPooling
 from .specs import model_inputs
 
 TEMPORAL = ("bilstm", "lstm", "transformer")

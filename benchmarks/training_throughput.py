@@ -76,7 +76,7 @@ class Variant:
     precision: str = "float32"                # or mixed_bfloat16 (the network; front end and Normalization stay float32)
     jit: bool | None = None                   # None: what compile_model gives (Keras "auto": off for TF on CPU)
     batch: int | None = None                  # None: the recipe's batch size
-    batch_norm: str = "matmul"              # the conv blocks' BatchNorm: matmul (shipped), keras (Keras' own
+    batch_norm: str = "matmul"                # the conv blocks' BatchNorm: matmul (shipped), keras (Keras' own
                                               # layer) or fused (TensorFlow's one-kernel op; benchmark only)
     pool_first: bool = True                   # cldnn blocks: MaxPool before ELU (the same function; shipped)
 

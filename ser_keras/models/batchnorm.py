@@ -15,11 +15,11 @@ class MatmulBatchNormalization(layers.BatchNormalization):
 
     Why: on CPU under TensorFlow, Keras' training graph (moments, normalisation and their
     autodiff) makes about a dozen passes over the values, and TensorFlow's reductions over the
-    leading axes run ~5x slower than the same sum as a oneDNN matmul. cldnn's first block
+    leading axes run ~4x slower than the same sum as a oneDNN matmul. cldnn's first block
     normalises 128 x 128 x 64 values per window, so that layer set the pace of its training
-    step: this one runs its forward + backward ~2x faster (0.78 s against 1.52 s for a batch of
-    16 utterances), and cldnn trains 1.56x faster (benchmarks/training_throughput.py, variant
-    ``keras_bn``; README "Speed"). The function is the same up to float noise: batch
+    step: this one runs its forward + backward ~2.2x faster (benchmarks/batchnorm_layer.py), and
+    cldnn trains 1.56x faster (benchmarks/training_throughput.py, variant ``keras_bn``; README
+    "Speed"). The function is the same up to float noise: batch
     mean and biased variance (of the centred values, in float32), gradient
     dx = gamma / sigma * (dy - mean(dy) - x_hat * mean(dy * x_hat)).
 

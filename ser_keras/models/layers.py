@@ -305,4 +305,3 @@ class L1Float32(keras.regularizers.L1):
 
     def __call__(self, x):
         return super().__call__(ops.cast(x, "float32"))
-

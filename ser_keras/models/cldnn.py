@@ -10,8 +10,8 @@ Input ``features`` is either
 
 Local feature learning block (time distributed over windows): Conv2D 3x3 'same' -> BN ->
 ELU -> MaxPool ('same') -> Dropout, computed as BN -> MaxPool -> ELU (the same function).
-Then BLSTM(256, L1 activity 1e-3) -> Bahdanau attention -> [context, h_fwd_last, h_bwd_last]
--> Dense softmax. 1,187,527 parameters for 7 classes.
+Then BLSTM(256, L1 activity ``l1``: the paper's 1e-3 here, 0 in the recipe's preset) -> Bahdanau
+attention -> [context, h_fwd_last, h_bwd_last] -> Dense softmax. 1,187,527 parameters for 7 classes.
 """
 
 import keras
@@ -46,7 +46,7 @@ def build_cldnn(input_spec, num_classes, variant="cldnn", conv_blocks=4, dropout
 
     blstm = layers.Bidirectional(
         layers.LSTM(lstm_units, return_sequences=True, return_state=True,
-                    activity_regularizer=L1Float32(l1), name="lstm"),
+                    activity_regularizer=L1Float32(l1) if l1 else None, name="lstm"),
         name="blstm")
     states, forward_h, _, backward_h, _ = blstm(sequence)
     last_state = layers.Concatenate(name="last_state")([forward_h, backward_h])

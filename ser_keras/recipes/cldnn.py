@@ -16,7 +16,12 @@ class CLDNN(Recipe):
     input_kind = FIXED
     frontends = ("logmel", "cldnn_frames")
     presets = {
-        "features": {"frontend": "logmel", "sample_rate": 16000, "clip_seconds": 5.0},
+        # Augmentation on (GPU runs: +17 WA points on RAVDESS). With it, the paper's L1 activity
+        # penalty on the BLSTM (1e-3, also on its h / c states) held the model on the majority
+        # class (train UA exactly 1/7 for epochs 2-5, seed 0); without it the same run learned.
+        # `--set model.l1=0.001` restores the paper (README "Deviations").
+        "features": {"frontend": "logmel", "sample_rate": 16000, "clip_seconds": 5.0, "augment": True},
+        "model": {"l1": 0.0},
         "train": {"epochs": 200, "batch_size": 16, "learning_rate": 1e-3, "patience": 30, "monitor": "val_loss"},
         "data": {"merges": ["calm_to_neutral"]},
     }

@@ -48,10 +48,11 @@ class _WithoutTensorFlow(PathFinder):
 sys.meta_path[:] = [_WithoutTensorFlow if f is PathFinder else f for f in sys.meta_path]
 '''
 
-# One- vs two-device loss per epoch: measured within 7e-6 (relative) on the training loss;
-# the validation loss also holds cldnn's LSTM activity regulariser, which Keras adds per batch
-# row, so the two-device run's one padding row moves it by ~5e-5.
-LOSS_RTOL, VAL_LOSS_RTOL = 1e-4, 1e-3
+# One- vs two-device loss per epoch: without augmentation the training loss agreed within 7e-6
+# (relative); with it (cldnn's preset) the same augmentation draws reach each example but the
+# phase vocoder's FFTs run on half-size batches: measured 1.7e-4 by epoch 3. The validation
+# loss can differ through the two-device run's one padding row.
+LOSS_RTOL, VAL_LOSS_RTOL = 1e-3, 1e-3
 
 
 class JaxCLI:

@@ -24,8 +24,9 @@ ratios across machines, not utt/s.
 
 The workload is the RAVDESS (paper) setting of each recipe, on a synthetic corpus of 3-5 s clips
 in the RAVDESS layout (generated once into the cache; ``--data-dir`` takes a real corpus):
-cldnn 5.0 s clips, batch 16 (augmented since its preset turned augmentation on); bigru_mha full length, batch 32; strl_ser 1.4 s IS10 segments,
-batch 128; bilstm_att_mtl 6 s at 22.05 kHz with augmentation, batch 32.
+cldnn 5.0 s clips with augmentation (its preset's, since it was turned on), batch 16; bigru_mha
+full length, batch 32; strl_ser 1.4 s IS10 segments, batch 128; bilstm_att_mtl 6 s at 22.05 kHz
+with augmentation, batch 32.
 
 Output: one line per variant, then ``<arch> train utt/s: <n> (<ratio>x default)`` per architecture
 (the shipped default, and the best variant). ``--json OUT`` also writes every measurement.

@@ -228,9 +228,6 @@ def validate(config: RunConfig) -> None:
 
 def check_hparams(recipe, hparams: dict) -> None:
     """Model hyperparameters must be ones the recipe's builder accepts (checked without building)."""
-    from .startup import import_keras_quietly
-
-    import_keras_quietly()  # the builder's module imports Keras: without its start-up lines (info, baseline)
     valid = recipe.hparam_defaults()
     unknown = sorted(set(hparams) - set(valid))
     if unknown:

@@ -53,6 +53,9 @@ class Recipe:
         """{name: default} of every hyperparameter the builder accepts."""
         import inspect
 
+        from ..startup import import_keras_quietly
+
+        import_keras_quietly()  # the builder's module imports Keras: without its start-up lines (info, baseline)
         skip = ("input_spec", "num_classes", "name")
         parameters = inspect.signature(self.network_builder()).parameters
         return {n: p.default for n, p in parameters.items() if n not in skip}

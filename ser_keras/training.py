@@ -164,6 +164,7 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
     from . import distribute
     from .evaluation import report_run
     from .loading import head_label_columns, load_data, make_targets
+    from .models.batchnorm import start_moving_statistics
 
     recipe = config.recipe
     data = data or load_data(config, progress=progress)
@@ -188,6 +189,8 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
             runs.write_header(run_dir, config, command or runs.current_command(), data.class_names, split)
         elif verbose:
             print(f"resuming unfinished run {run_dir}")
+        if not resumed:  # a resumed run's statistics come back from its backup
+            start_moving_statistics(plan.target, plan.train.batch(0, epoch=0)[0])
         plan.target.fit(as_loader(plan.train), validation_data=as_loader(plan.val), epochs=config.train.epochs,
                         callbacks=callbacks_for(run_dir, recipe, config, (plan.train, plan.val), verbose)
                         + list(extra_callbacks), verbose=verbose, shuffle=False)  # Batches shuffle (seeded)

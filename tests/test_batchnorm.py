@@ -149,3 +149,35 @@ def test_conv_models_use_the_matmul_layer_as_the_benchmark_chose():
                  if isinstance(layer, keras.layers.BatchNormalization)]
         assert norms, arch
         assert all(isinstance(layer, MatmulBatchNormalization) == expected for layer in norms), arch
+
+
+def test_moving_statistics_start_from_a_training_batch_not_from_0_and_1():
+    """Keras starts the moving mean / variance at 0 / 1; a conv's outputs have a variance far
+    from 1, so inference would normalise them wrongly until hundreds of steps have averaged the
+    start values away. ``start_moving_statistics`` takes them from one batch (training.train
+    calls it before the first step), and leaves every layer's momentum as it was."""
+    import keras
+
+    from ser_keras.models.batchnorm import MatmulBatchNormalization, start_moving_statistics
+
+    keras.utils.set_random_seed(2)
+    x = np.random.default_rng(2).normal(0.0, 0.5, (8, 12, 10, 1)).astype("float32")
+    inputs = keras.Input((12, 10, 1))
+    conv = keras.layers.Conv2D(4, 3, padding="same", kernel_initializer="glorot_uniform")(inputs)
+    inner = keras.Model(inputs, MatmulBatchNormalization(name="bn_inner")(conv))  # a nested model too
+    outer = keras.Model(inputs, keras.layers.BatchNormalization(momentum=0.9, name="bn_outer")(inner(inputs)))
+    pre_norm = keras.Model(inputs, conv)(x)
+    batch_variance = np.var(np.asarray(pre_norm), axis=(0, 1, 2))
+    assert np.all(batch_variance < 0.25)  # the case at hand: far from the start value 1
+
+    inference_before = np.asarray(outer(x, training=False))
+    start_moving_statistics(outer, x)
+    bn_inner, bn_outer = inner.get_layer("bn_inner"), outer.get_layer("bn_outer")
+    np.testing.assert_allclose(np.asarray(bn_inner.moving_variance), batch_variance, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(bn_inner.moving_mean), np.mean(np.asarray(pre_norm), axis=(0, 1, 2)),
+                               atol=1e-6)
+    assert (bn_inner.momentum, bn_outer.momentum) == (0.99, 0.9)
+    # Inference now normalises this batch as training does; with Keras' start values it did not.
+    training_outputs = np.asarray(outer(x, training=True))
+    np.testing.assert_allclose(np.asarray(outer(x, training=False)), training_outputs, atol=1e-3)
+    assert np.max(np.abs(inference_before - training_outputs)) > 0.5

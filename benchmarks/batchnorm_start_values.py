@@ -1,0 +1,67 @@
+"""How much Keras' BatchNormalization start values (moving mean 0, variance 1) distort validation
+early in a run: the validation part of an unfinished run, scored with its latest weights twice.
+
+    python benchmarks/batchnorm_start_values.py RUN_DIR
+
+RUN_DIR is a run interrupted or still training (it has ``backup/latest.weights.h5``). The first
+line scores the moving statistics as stored. The second takes the start values out of each
+moving average: after t steps of momentum m the stored value is m^t * start + (1 - m^t) * (the
+batches' average), so the batches' average is (stored - m^t * start) / (1 - m^t). Runs made since
+``start_moving_statistics`` start from a batch's statistics, so both lines agree for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    run = parser.parse_args(argv).run_dir
+    from ser_keras import startup
+
+    startup.import_keras_quietly()
+    import keras
+    import numpy as np
+
+    from ser_keras.config import RunConfig
+    from ser_keras.data import as_loader
+    from ser_keras.loading import load_data, make_targets
+    from ser_keras.runs import settings_of
+    from ser_keras.training import compile_model, plan_fit
+
+    config = RunConfig.from_dict(settings_of(json.loads((run / "config.json").read_text())))
+    data = load_data(config, progress=False)
+    fold = data.folds[config.data.fold]
+    plan = plan_fit(config, data, fold, make_targets(config.recipe, data.manifest, data.class_names, fold.train))
+    compile_model(plan.target, config.recipe, config, len(plan.train), len(data.class_names))
+    plan.target.load_weights(run / "backup" / "latest.weights.h5")
+    epochs = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
+    steps = epochs * len(plan.train)
+
+    def score(label):
+        logs = plan.target.evaluate(as_loader(plan.val), verbose=0, return_dict=True)
+        print(f"{label}: val accuracy {logs['accuracy']:.3f}  val loss {logs['loss']:.3f}")
+
+    print(f"{run}: {epochs} epochs, {steps} steps")
+    score("moving statistics as stored      ")
+    for layer in plan.target._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            start_weight = layer.momentum ** steps
+            mean, variance = np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)
+            layer.moving_mean.assign(mean / (1 - start_weight))  # start value 0
+            layer.moving_variance.assign((variance - start_weight) / (1 - start_weight))  # start value 1
+            print(f"  {layer.name}: mean moving variance {variance.mean():.3f} stored, "
+                  f"{((variance - start_weight) / (1 - start_weight)).mean():.3f} without the start value")
+    score("moving statistics without starts")
+
+
+if __name__ == "__main__":
+    main()

@@ -190,7 +190,7 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
         elif verbose:
             print(f"resuming unfinished run {run_dir}")
         if not resumed:  # a resumed run's statistics come back from its backup
-            start_moving_statistics(plan.target, plan.train.batch(0, epoch=0)[0])
+            start_moving_statistics(plan.target, first_full_batch(plan.train))
         plan.target.fit(as_loader(plan.train), validation_data=as_loader(plan.val), epochs=config.train.epochs,
                         callbacks=callbacks_for(run_dir, recipe, config, (plan.train, plan.val), verbose)
                         + list(extra_callbacks), verbose=verbose, shuffle=False)  # Batches shuffle (seeded)
@@ -201,6 +201,15 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
         metrics = report_run(run_dir, plan.run_model.model, config, data, fold)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)  # finished: nothing left to resume
     return run_dir, metrics
+
+
+def first_full_batch(batches):
+    """The inputs of epoch 0's first full-size batch (else of its first batch). A full batch is the
+    same on any number of devices (a shorter one is cut to a multiple of them), so a run on one
+    and on N devices start BatchNormalization from the same statistics."""
+    order = batches.order(0)
+    index = next((i for i, items in enumerate(order) if len(items) == batches.batch_size), 0)
+    return batches.batch(index, epoch=0)[0]
 
 
 def steps_in(n_items: int, batch_size: int) -> int:

@@ -51,8 +51,11 @@ sys.meta_path[:] = [_WithoutTensorFlow if f is PathFinder else f for f in sys.me
 # One- vs two-device loss per epoch: without augmentation the training loss agreed within 7e-6
 # (relative); with it (cldnn's preset) the same augmentation draws reach each example but the
 # phase vocoder's FFTs run on half-size batches: measured 1.7e-4 by epoch 3. The validation
-# loss can differ through the two-device run's one padding row.
-LOSS_RTOL, VAL_LOSS_RTOL = 1e-3, 1e-3
+# loss can differ through the two-device run's one padding row, and since BatchNorm's moving
+# statistics start from one augmented training batch (models/batchnorm.py) rather than from
+# Keras' shared 0 / 1, the augmentation's differences reach it too: 2.0e-3 by epoch 3 (without
+# augmentation it stays within 1e-3).
+LOSS_RTOL, VAL_LOSS_RTOL = 1e-3, 5e-3
 
 
 class JaxCLI:

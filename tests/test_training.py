@@ -178,7 +178,10 @@ def test_each_prediction_row_belongs_to_its_file(corpus, tmp_path):
     merged = rows.merge(alone, on="file", suffixes=("", "_alone"))
     columns = [c for c in rows if c.startswith("p_")]
     ours, theirs = merged[columns].to_numpy(), merged[[c + "_alone" for c in columns]].to_numpy()
-    np.testing.assert_allclose(ours, theirs, atol=1e-4)  # float noise of batched GRUs only
+    # Float noise of batched GRUs only: up to 1.5e-4 measured since BatchNorm's moving statistics
+    # start from a batch's (the first block's activations are no longer shrunk by Keras' start
+    # variance 1 after one epoch), 1e-4 before.
+    np.testing.assert_allclose(ours, theirs, atol=5e-4)
     assert np.abs(ours - np.roll(theirs, 1, axis=0)).max() > 1e-3  # rows one file off would fail
 
 

@@ -6,8 +6,9 @@ early in a run: the validation part of an unfinished run, scored with its latest
 RUN_DIR is a run interrupted or still training (it has ``backup/latest.weights.h5``). The first
 line scores the moving statistics as stored. The second takes the start values out of each
 moving average: after t steps of momentum m the stored value is m^t * start + (1 - m^t) * (the
-batches' average), so the batches' average is (stored - m^t * start) / (1 - m^t). Runs made since
-``start_moving_statistics`` start from a batch's statistics, so both lines agree for them.
+batches' average), so the batches' average is (stored - m^t * start) / (1 - m^t). That assumes
+Keras' start values, so the second line means something only for runs made before
+``start_moving_statistics`` (which starts them from a batch's statistics).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     run = parser.parse_args(argv).run_dir
+    if not (run / "backup" / "latest.weights.h5").is_file() or not (run / "config.json").is_file():
+        parser.error(f"{run} is not an unfinished run directory (no config.json or backup/latest.weights.h5)")
     from ser_keras import startup
 
     startup.import_keras_quietly()

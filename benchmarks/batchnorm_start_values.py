@@ -31,12 +31,12 @@ def main(argv=None):
     from ser_keras import startup
 
     startup.import_keras_quietly()
-    import keras
     import numpy as np
 
     from ser_keras.config import RunConfig
     from ser_keras.data import as_loader
     from ser_keras.loading import load_data, make_targets
+    from ser_keras.models.batchnorm import batch_norm_layers
     from ser_keras.runs import settings_of
     from ser_keras.training import compile_model, plan_fit
 
@@ -55,14 +55,13 @@ def main(argv=None):
 
     print(f"{run}: {epochs} epochs, {steps} steps")
     score("moving statistics as stored      ")
-    for layer in plan.target._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            start_weight = layer.momentum ** steps
-            mean, variance = np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)
-            layer.moving_mean.assign(mean / (1 - start_weight))  # start value 0
-            layer.moving_variance.assign((variance - start_weight) / (1 - start_weight))  # start value 1
-            print(f"  {layer.name}: mean moving variance {variance.mean():.3f} stored, "
-                  f"{((variance - start_weight) / (1 - start_weight)).mean():.3f} without the start value")
+    for layer in batch_norm_layers(plan.target):
+        start_weight = layer.momentum ** steps
+        mean, variance = np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)
+        layer.moving_mean.assign(mean / (1 - start_weight))  # start value 0
+        layer.moving_variance.assign((variance - start_weight) / (1 - start_weight))  # start value 1
+        print(f"  {layer.name}: mean moving variance {variance.mean():.3f} stored, "
+              f"{((variance - start_weight) / (1 - start_weight)).mean():.3f} without the start value")
     score("moving statistics without starts")
 
 

@@ -348,9 +348,8 @@ def run_worker(spec: dict) -> dict:
     """One worker process: its variants interleaved step by step; returns every step's timing."""
     variants = [Variant(**v) for v in spec["variants"]]
     start_backend(variants[0])
-    import keras
-
     from ser_keras.loading import load_data, make_targets
+    from ser_keras.models.batchnorm import batch_norm_layers
 
     config = bench_config(spec["arch"], spec["dataset"], spec["data_dir"])
     data = load_data(config, progress=False)
@@ -364,8 +363,7 @@ def run_worker(spec: dict) -> dict:
             plan, cfg = build_plan(config, data, fold, targets, variant)
             batch = cfg.train.batch_size
             batches = full_batches(plan, batch, warmup + max(steps * rounds, 8))
-            norms = [layer for layer in plan.target._flatten_layers()
-                     if isinstance(layer, keras.layers.BatchNormalization)]
+            norms = batch_norm_layers(plan.target)
             structure = [f"{type(layer).__name__}:{layer.dtype_policy.name}" for layer in plan.target._flatten_layers()]
             run = {"variant": variant, "plan": plan, "batches": batches, "batch": batch, "bn_layers": len(norms),
                    "structure": hash(tuple(structure)),

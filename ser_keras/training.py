@@ -164,8 +164,6 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
     from . import distribute
     from .evaluation import report_run
     from .loading import head_label_columns, load_data, make_targets
-    from .models.batchnorm import start_moving_statistics
-
     recipe = config.recipe
     data = data or load_data(config, progress=progress)
     if not 0 <= config.data.fold < len(data.folds):
@@ -190,7 +188,7 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
         elif verbose:
             print(f"resuming unfinished run {run_dir}")
         if not resumed:  # a resumed run's statistics come back from its backup
-            start_moving_statistics(plan.target, first_full_batch(plan.train))
+            start_batch_norm_from(plan.target, plan.train)
         plan.target.fit(as_loader(plan.train), validation_data=as_loader(plan.val), epochs=config.train.epochs,
                         callbacks=callbacks_for(run_dir, recipe, config, (plan.train, plan.val), verbose)
                         + list(extra_callbacks), verbose=verbose, shuffle=False)  # Batches shuffle (seeded)
@@ -201,6 +199,14 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
         metrics = report_run(run_dir, plan.run_model.model, config, data, fold)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)  # finished: nothing left to resume
     return run_dir, metrics
+
+
+def start_batch_norm_from(target, batches) -> None:
+    """Start ``target``'s BatchNormalization moving statistics from epoch 0's first full-size batch
+    of ``batches`` (models/batchnorm.py says why); train and every search trial call this."""
+    from .models.batchnorm import start_moving_statistics
+
+    start_moving_statistics(target, first_full_batch(batches))
 
 
 def first_full_batch(batches):

@@ -134,10 +134,8 @@ def test_matmul_batch_norm_keeps_keras_inference_config_and_fallbacks():
 
 def test_conv_models_use_the_matmul_layer_as_the_benchmark_chose():
     """``FASTEST["batch_norm"]`` in benchmarks/training_throughput.py records the winner."""
-    import keras
-
     from ser_keras.assembly import summary_network
-    from ser_keras.models.batchnorm import MatmulBatchNormalization
+    from ser_keras.models.batchnorm import MatmulBatchNormalization, batch_norm_layers
 
     spec = importlib.util.spec_from_file_location("training_throughput_bn", ROOT / "benchmarks" / "training_throughput.py")
     module = importlib.util.module_from_spec(spec)
@@ -145,8 +143,7 @@ def test_conv_models_use_the_matmul_layer_as_the_benchmark_chose():
     spec.loader.exec_module(module)
     expected = module.FASTEST["batch_norm"] == "matmul"
     for arch in ("cldnn", "bigru_mha", "strl_ser"):
-        norms = [layer for layer in summary_network(arch, "ravdess")._flatten_layers()
-                 if isinstance(layer, keras.layers.BatchNormalization)]
+        norms = batch_norm_layers(summary_network(arch, "ravdess"))
         assert norms, arch
         assert all(isinstance(layer, MatmulBatchNormalization) == expected for layer in norms), arch
 

@@ -106,8 +106,7 @@ class RecipeHyperModel(kt.HyperModel):
 
         from ser_keras import distribute
         from ser_keras.assembly import build_run_model
-        from ser_keras.models.batchnorm import start_moving_statistics
-        from ser_keras.training import compile_model, first_full_batch
+        from ser_keras.training import compile_model, start_batch_norm_from
 
         self._built_at = time.monotonic()
         config = self.config_for(hp)
@@ -117,7 +116,7 @@ class RecipeHyperModel(kt.HyperModel):
             run_model = build_run_model(self.recipe, config, self.num_classes, data.stats)
             target = run_model.model if data.whole_model else run_model.classifier
             compile_model(target, self.recipe, config, len(data.train), self.num_classes)
-            start_moving_statistics(target, first_full_batch(data.train))  # as train does
+            start_batch_norm_from(target, data.train)  # as train does
         self.last_run_model = run_model
         return target
 

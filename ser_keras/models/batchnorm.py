@@ -85,6 +85,11 @@ def _batch_norm_training(inputs, gamma, beta, epsilon):
     return forward(inputs, gamma, beta)
 
 
+def batch_norm_layers(model) -> list:
+    """Every BatchNormalization inside ``model``, nested models included (Keras' own walk)."""
+    return [layer for layer in model._flatten_layers() if isinstance(layer, layers.BatchNormalization)]
+
+
 def start_moving_statistics(model, inputs) -> None:
     """Set the moving mean and variance of every BatchNormalization in ``model`` to the
     statistics of one training batch (``inputs``), before the first training step.
@@ -97,7 +102,7 @@ def start_moving_statistics(model, inputs) -> None:
     out. Validation picks checkpoints and stops training, so it has to see the network as it trains.
     From here on the running average is Keras' own.
     """
-    norms = [layer for layer in model._flatten_layers() if isinstance(layer, layers.BatchNormalization)]
+    norms = batch_norm_layers(model)
     if not norms:
         return
     momenta = [layer.momentum for layer in norms]

@@ -7,7 +7,8 @@ One row per finished run (a folder with metrics.json): architecture, protocol, s
 trained (best), device, test WA / UA / macro F1 (and WA / UA of auxiliary heads such as
 bilstm_att_mtl's speed and volume), the SVM baseline on the same split (from
 ``python cli.py baseline RUN_DIR``), the paper's figure where the paper used that corpus and
-protocol, and the command that made the run. With ``--readme`` the table replaces the text
+protocol, the run (its directory, whose name holds its start time, and the git commit of the code
+that trained it where recorded), and the command that made the run. With ``--readme`` the table replaces the text
 between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
 """
 
@@ -62,8 +63,14 @@ def row(run_dir: Path) -> dict | None:
                                            for head, m in metrics.get("heads", {}).items()) or "—",
         "SVM WA / UA % (same split)": svm,
         "paper": PAPER.get(key, "—"),
+        "run": run_name(run_dir) + (f" ({env['code']})" if env.get("code") else ""),
         "command": f"`{command}`",
     }
+
+
+def run_name(run_dir: Path) -> str:
+    """The run directory's name; a search's ``best/`` keeps its search directory's name."""
+    return "/".join(run_dir.parts[-2:]) if run_dir.name == "best" else run_dir.name
 
 
 def markdown(rows: list[dict]) -> str:

@@ -1,7 +1,8 @@
 """The run directory: create, resume, read (config, split, model), write.
 
     runs/<arch>-<dataset>-<time>/
-      config.json     resolved settings + "environment" (python, numpy, keras, backend, TF / JAX)
+      config.json     resolved settings + "environment" (python, numpy, keras, backend, TF / JAX,
+                      device, and "code": this checkout's git commit)
       command.txt     the command that made it
       classes.json    emotion class names, in the model's output order
       split.csv       path, part (train / val / test), label, speaker, bytes (+ derived head labels)
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from importlib import metadata
@@ -44,7 +46,24 @@ def environment() -> dict:
 
     return {"python": platform.python_version(), "numpy": numpy.__version__, "keras": keras.__version__,
             "backend": keras.backend.backend(), "tensorflow": version("tensorflow"), "jax": version("jax"),
-            "jaxlib": version("jaxlib"), "device": device_name()}
+            "jaxlib": version("jaxlib"), "device": device_name(), "code": code_version()}
+
+
+def code_version(root: Path = Path(__file__).resolve().parents[1]) -> str | None:
+    """The git commit the code at ``root`` was checked out at, with "+changes" when tracked files
+    differ from it; None outside a git checkout. Two runs of one command from different code
+    (e.g. before and after a fix) are then told apart in the results table."""
+    def git(*args):
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        if commit is None:
+            return None
+        return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.TimeoutExpired):  # no git here: the rest of the record still stands
+        return None
 
 
 def device_name() -> str:

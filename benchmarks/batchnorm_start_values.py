@@ -58,10 +58,11 @@ def main(argv=None):
     for layer in batch_norm_layers(plan.target):
         start_weight = layer.momentum ** steps
         mean, variance = np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)
+        batches_variance = (variance - start_weight) / (1 - start_weight)  # start value 1 taken out
         layer.moving_mean.assign(mean / (1 - start_weight))  # start value 0
-        layer.moving_variance.assign((variance - start_weight) / (1 - start_weight))  # start value 1
+        layer.moving_variance.assign(batches_variance)
         print(f"  {layer.name}: mean moving variance {variance.mean():.3f} stored, "
-              f"{((variance - start_weight) / (1 - start_weight)).mean():.3f} without the start value")
+              f"{batches_variance.mean():.3f} without the start value")
     score("moving statistics without starts")
 
 

@@ -7,9 +7,9 @@ One row per finished run (a folder with metrics.json): architecture, protocol, s
 trained (best), device, test WA / UA / macro F1 (and WA / UA of auxiliary heads such as
 bilstm_att_mtl's speed and volume), the SVM baseline on the same split (from
 ``python cli.py baseline RUN_DIR``), the paper's figure where the paper used that corpus and
-protocol, the run (its directory, whose name holds its start time, and the git commit of the code
-that trained it where recorded), and the command that made the run. With ``--readme`` the table replaces the text
-between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
+protocol, the run (its directory, whose name holds its start time, and the git commit of the
+code that trained it where recorded), and the command that made the run. With ``--readme`` the
+table replaces the text between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
 """
 
 from __future__ import annotations

@@ -51,8 +51,12 @@ def environment() -> dict:
 
 def code_version(root: Path = Path(__file__).resolve().parents[1]) -> str | None:
     """The git commit the code at ``root`` was checked out at, with "+changes" when tracked files
-    differ from it; None outside a git checkout. Two runs of one command from different code
-    (e.g. before and after a fix) are then told apart in the results table."""
+    differ from it; None unless ``root`` is the top of a git checkout (an installed package inside
+    some other repository must not report that repository's commit). Two runs of one command from
+    different code (e.g. before and after a fix) are then told apart in the results table."""
+    if not (root / ".git").exists():  # a folder in a clone, or a file in a worktree
+        return None
+
     def git(*args):
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
         return done.stdout.strip() if done.returncode == 0 else None

@@ -164,6 +164,7 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
     from . import distribute
     from .evaluation import report_run
     from .loading import head_label_columns, load_data, make_targets
+
     recipe = config.recipe
     data = data or load_data(config, progress=progress)
     if not 0 <= config.data.fold < len(data.folds):

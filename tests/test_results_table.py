@@ -75,3 +75,5 @@ def test_runs_record_the_git_commit_of_their_code(tmp_path):
     assert code_version(tmp_path) == commit
     (tmp_path / "model.py").write_text("a = 2\n")
     assert code_version(tmp_path) == commit + "+changes"
+    (tmp_path / "site-packages").mkdir()
+    assert code_version(tmp_path / "site-packages") is None  # inside someone else's repository

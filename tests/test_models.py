@@ -9,9 +9,9 @@ from ser_keras.config import resolve_config
 from ser_keras.errors import ConfigError
 from ser_keras.labels import DATASET_CLASSES
 from ser_keras.models import layers as L
-from ser_keras.recipes import get_recipe, names
 from ser_keras.models.baselines import (SVMBaseline, build_bilstm, build_bilstm_att, build_lstm,
                                         build_lstm_att, utterance_statistics)
+from ser_keras.recipes import get_recipe, names
 
 ARCHS = tuple(names())
 DATASETS = tuple(DATASET_CLASSES)
@@ -172,6 +172,18 @@ def test_cldnn_ablations_change_the_network():
     assert count_params("cldnn", "ravdess", variant="conv_blstm") == full - 131_328 - 512 * 7
     with pytest.raises(ConfigError, match="conv_blocks"):
         build_model("cldnn", spec, 7, conv_blocks=1)
+
+
+def test_cldnn_bn_momentum_reaches_every_conv_block_and_is_range_checked():
+    from ser_keras.models.batchnorm import batch_norm_layers
+
+    spec = input_spec("cldnn", "ravdess")
+    assert [layer.momentum for layer in batch_norm_layers(build_model("cldnn", spec, 7))] == [0.99] * 4
+    model = build_model("cldnn", spec, 7, bn_momentum=0.9)
+    assert [layer.momentum for layer in batch_norm_layers(model)] == [0.9] * 4
+    assert model.count_params() == 1_187_527  # momentum is not a weight
+    with pytest.raises(ConfigError, match="bn_momentum"):
+        build_model("cldnn", spec, 7, bn_momentum=1.0)
 
 
 @pytest.mark.parametrize("hparams", [{"temporal": "lstm"}, {"temporal": "transformer"},

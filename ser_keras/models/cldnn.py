@@ -30,17 +30,20 @@ BLOCK_POOLS = (2, 4, 4, 4, 4)
 
 
 def build_cldnn(input_spec, num_classes, variant="cldnn", conv_blocks=4, dropout=0.2,
-                lstm_units=256, attention_units=256, l1=0.001, name="cldnn"):
+                lstm_units=256, attention_units=256, l1=0.001, bn_momentum=0.99, name="cldnn"):
     """Functional CLDNN. ``variant``: cldnn | blstm | blstm_att | conv_blstm (Table IV);
-    ``conv_blocks``: 2-5 (Table III)."""
+    ``conv_blocks``: 2-5 (Table III); ``bn_momentum``: the BatchNorm moving averages' momentum
+    (Keras' default 0.99, which the authors' code used; lower follows fast-changing weights)."""
     if variant not in VARIANTS:
         raise ConfigError(f"unknown cldnn variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     if not 2 <= int(conv_blocks) <= len(BLOCK_FILTERS):
         raise ConfigError(f"cldnn conv_blocks must be 2..{len(BLOCK_FILTERS)}, got {conv_blocks}")
+    if not 0.0 <= float(bn_momentum) < 1.0:
+        raise ConfigError(f"cldnn bn_momentum must be in [0, 1), got {bn_momentum}")
     inputs = model_inputs(input_spec, ("features",))
     features = inputs["features"]
     if variant in ("cldnn", "conv_blstm"):
-        sequence = _conv_front_end(_as_windows(features), int(conv_blocks), dropout)
+        sequence = _conv_front_end(_as_windows(features), int(conv_blocks), dropout, float(bn_momentum))
     else:
         sequence = _as_sequence(features)
 
@@ -79,12 +82,12 @@ def _as_sequence(features):
     return layers.Reshape((-1, width), name="flatten_windows")(features)
 
 
-def _conv_front_end(windows, blocks, dropout):
+def _conv_front_end(windows, blocks, dropout, bn_momentum):
     x = FoldWindows(name="fold_windows")(windows)
     for i in range(blocks):
         pool = BLOCK_POOLS[i]
         x = layers.Conv2D(BLOCK_FILTERS[i], 3, padding="same", name=f"conv_{i + 1}")(x)
-        x = MatmulBatchNormalization(name=f"bn_{i + 1}")(x)
+        x = MatmulBatchNormalization(momentum=bn_momentum, name=f"bn_{i + 1}")(x)
         # Pool, then ELU: the paper's BN -> ELU -> pool is the same function (ELU is increasing,
         # so max-pooling commutes with it) with the ELU on 1/4 (block 1) to 1/16 of the values:
         # ~1.16x per training step on CPU (benchmarks/training_throughput.py, pool_first).

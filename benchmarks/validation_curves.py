@@ -7,8 +7,9 @@ Per run: epochs, best validation loss and UA (with their epochs, 1-based), then,
 ``--skip + 1`` on (the first epochs move fast in any run), the mean and largest epoch-to-epoch
 change of validation accuracy, and the epochs where validation UA is at most 1 / classes + 0.005:
 the network gave (almost) every validation clip one label. Used to compare settings meant to
-steady training, such as cldnn's ``model.bn_momentum``; multi-task runs are read on their
-emotion head.
+steady training, such as cldnn's ``model.bn_momentum``. Multi-task runs are read on their
+emotion head for accuracy and UA; their validation loss is the weighted sum over heads, the
+figure their checkpoint selection monitors.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ def emotion_column(history: pd.DataFrame, metric: str) -> str:
     for name in (f"val_{metric}", f"val_emotion_{metric}"):
         if name in history:
             return name
-    raise KeyError(f"history has no val_{metric} or val_emotion_{metric} column")
+    raise ValueError(f"history has no val_{metric} or val_emotion_{metric} column")
 
 
 def curve_summary(history: pd.DataFrame, num_classes: int, skip: int = 3) -> dict:
+    if history.empty or "val_loss" not in history:
+        raise ValueError("history has no validated epochs (no rows, or no val_loss column)")
     val_loss = history["val_loss"].to_numpy()
     val_ua = history[emotion_column(history, "unweighted_accuracy")].to_numpy()
     val_acc = history[emotion_column(history, "accuracy")].to_numpy()
@@ -51,6 +54,8 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--skip", type=int, default=3, help="first epochs left out of the change figures")
     args = parser.parse_args(argv)
+    if args.skip < 0:
+        parser.error(f"--skip must be 0 or more, got {args.skip}")
     print(f"{'run':<40} {'epochs':>6} {'best val loss (ep)':>18} {'best val UA (ep)':>16} "
           f"{'mean |Δ val acc|':>16} {'largest drop':>12}  one-label epochs")
     for run in args.runs:
@@ -58,7 +63,11 @@ def main(argv=None) -> int:
         if not (history_path.is_file() and classes_path.is_file()):
             print(f"error: {run} is not a run directory (no history.csv / classes.json)", file=sys.stderr)
             return 2
-        s = curve_summary(pd.read_csv(history_path), len(json.loads(classes_path.read_text())), args.skip)
+        try:
+            s = curve_summary(pd.read_csv(history_path), len(json.loads(classes_path.read_text())), args.skip)
+        except ValueError as err:  # a history without validation columns, or with no epochs
+            print(f"error: {history_path}: {err}", file=sys.stderr)
+            return 2
         print(f"{run.name:<40} {s['epochs']:>6} {s['best_val_loss']:>13.3f} ({s['best_val_loss_epoch']:>2}) "
               f"{s['best_val_ua']:>11.3f} ({s['best_val_ua_epoch']:>2}) {s['mean_abs_change']:>16.3f} "
               f"{s['largest_drop']:>12.3f}  {s['one_label_epochs'] or '-'}")

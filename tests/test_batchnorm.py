@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,10 +138,7 @@ def test_conv_models_use_the_matmul_layer_as_the_benchmark_chose():
     from ser_keras.assembly import summary_network
     from ser_keras.models.batchnorm import MatmulBatchNormalization, batch_norm_layers
 
-    spec = importlib.util.spec_from_file_location("training_throughput_bn", ROOT / "benchmarks" / "training_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_benchmark("training_throughput")
     expected = module.FASTEST["batch_norm"] == "matmul"
     for arch in ("cldnn", "bigru_mha", "strl_ser"):
         norms = batch_norm_layers(summary_network(arch, "ravdess"))

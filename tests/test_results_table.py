@@ -1,18 +1,14 @@
 """benchmarks/results_table.py turns run directories into the README table: every figure from a
 run's files, auxiliary heads included, and the README replaced only between its markers."""
 
-import importlib.util
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmark_scripts import load_benchmark
 
 
 def results_table():
-    spec = importlib.util.spec_from_file_location("results_table", ROOT / "benchmarks" / "results_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("results_table")
 
 
 def fake_run(root: Path, name: str, arch: str, wa: float, heads: dict | None = None, code: str | None = None) -> Path:

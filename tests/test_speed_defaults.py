@@ -5,12 +5,13 @@ Each check runs a fresh interpreter with the environment a user has: no TF_ENABL
 no TF_CPP_MIN_LOG_LEVEL (this suite's conftest sets one; a user's shell does not).
 """
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from benchmark_scripts import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,11 +28,7 @@ def run_python(code: str, **env):
 
 
 def benchmark_module():
-    spec = importlib.util.spec_from_file_location("training_throughput", ROOT / "benchmarks" / "training_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("training_throughput")
 
 
 # What a process that went through the CLI's imports and Keras start-up runs with.

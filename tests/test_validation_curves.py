@@ -1,21 +1,16 @@
 """benchmarks/validation_curves.py: the steadiness figures of a validation curve, read from a
-run's history (one-output and multi-task column names), and a clear error for a non-run."""
+run's history (one-output and multi-task column names), and one error line for a folder that
+is not a run or a history that was never validated."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmark_scripts import load_benchmark
 
 
 def validation_curves():
-    spec = importlib.util.spec_from_file_location("validation_curves", ROOT / "benchmarks" / "validation_curves.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("validation_curves")
 
 
 def test_curve_summary_reads_best_epochs_changes_and_one_label_epochs():
@@ -45,3 +40,6 @@ def test_multi_task_runs_are_read_on_the_emotion_head(tmp_path, capsys):
     assert line.split()[:2] == ["bilstm_att_mtl-run", "2"] and "0.300" in line  # change 0.3 -> 0.6
     assert module.main([str(tmp_path)]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+    pd.DataFrame({"epoch": [0], "loss": [1.0]}).to_csv(run / "history.csv", index=False)  # never validated
+    assert module.main([str(run)]) == 2
+    assert "no validated epochs" in capsys.readouterr().err

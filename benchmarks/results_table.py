@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Regenerate the README results table from run directories, so no figure is typed by hand.
 
-    python benchmarks/results_table.py runs/*/ [--readme README.md]
+    python benchmarks/results_table.py RUN_DIR... [--record-to results] [--readme README.md]
+    python benchmarks/results_table.py results --readme README.md
+
 
 One row per finished run (a folder with metrics.json): architecture, protocol, split, epochs
 trained (best), device, test WA / UA / macro F1 (and WA / UA of auxiliary heads such as
@@ -10,12 +12,20 @@ bilstm_att_mtl's speed and volume), the SVM baseline on the same split (from
 protocol, the run (its directory, whose name holds its start time, and the git commit of the
 code that trained it where recorded), and the command that made the run. With ``--readme`` the
 table replaces the text between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
+
+A run directory holds weights and lives in the ignored ``runs/``, so it stays on the machine that
+trained it. ``--record-to results`` copies the small files every figure comes from (RECORD_FILES)
+into ``results/<run>/``, which is committed, and makes the table from every record there: so the
+table is regenerated from ``results`` on any clone, and a test checks that the README's table is
+exactly that. A folder that is not a run
+stands for every run folder beneath it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,6 +37,37 @@ PAPER = {
     ("cldnn", "ravdess", "paper"): "80 % WA (7 cl.; checkpoint chosen on test)",
     ("strl_ser", "ravdess", "paper"): "88.88 / 87.85",
 }
+# What a row is made of; weights, logs and split.csv (file paths, ~150 kB) stay in the run folder.
+RECORD_FILES = ("command.txt", "config.json", "classes.json", "metrics.json", "history.csv",
+                "baseline-svm/metrics.json")
+
+
+def is_run(folder: Path) -> bool:
+    return (folder / "metrics.json").is_file() and (folder / "config.json").is_file()
+
+
+def run_folders(paths: list[Path]) -> list[Path]:
+    """Each path that is a run, and for any other folder every run beneath it (a search's ``best``)."""
+    found = []
+    for path in paths:
+        if is_run(path):
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(m.parent for m in path.rglob("metrics.json")
+                            if is_run(m.parent) and m.parent.name != "baseline-svm")
+    return found
+
+
+def record(run_dir: Path, to: Path) -> Path:
+    """Copy the run's RECORD_FILES to ``to/<run name>/`` (replacing an earlier copy); returns that folder."""
+    target = to / run_name(run_dir)
+    if target.exists():
+        shutil.rmtree(target)
+    for name in RECORD_FILES:
+        if (run_dir / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run_dir / name, target / name)
+    return target
 
 
 def row(run_dir: Path) -> dict | None:
@@ -82,14 +123,30 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def results_markdown(runs: list[Path]) -> str:
+    """The table for these run folders: one row each, by architecture, protocol and split."""
+    rows = [r for r in (row(d) for d in sorted(runs)) if r]
+    rows.sort(key=lambda r: (r["arch"], r["protocol"], r["split"]))
+    return markdown(rows)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", nargs="+", type=Path)
+    parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders, or folders holding them")
+    parser.add_argument("--record-to", type=Path, metavar="DIR",
+                        help="copy each run's record files to DIR/<run>/ and make the table from every record in DIR")
     parser.add_argument("--readme", type=Path, help="replace the table between the results markers in this file")
     args = parser.parse_args(argv)
-    rows = [r for r in (row(d) for d in sorted(args.run_dirs)) if r]
-    rows.sort(key=lambda r: (r["arch"], r["protocol"], r["split"]))
-    table = markdown(rows)
+    missing = [str(p) for p in args.run_dirs if not p.is_dir()]
+    if missing:
+        print(f"error: no such folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    runs = run_folders(args.run_dirs)
+    if args.record_to:  # the table is then every record there, the runs just copied among them
+        for run in runs:
+            record(run, args.record_to)
+        runs = run_folders([args.record_to])
+    table = results_markdown(runs)
     print(table)
     if args.readme:
         text = args.readme.read_text()

@@ -73,3 +73,43 @@ def test_runs_record_the_git_commit_of_their_code(tmp_path):
     assert code_version(tmp_path) == commit + "+changes"
     (tmp_path / "site-packages").mkdir()
     assert code_version(tmp_path / "site-packages") is None  # inside someone else's repository
+
+
+def test_records_keep_what_the_table_needs_and_nothing_heavy(tmp_path):
+    """--record-to copies a run's small record files (not weights or split.csv) to a committed
+    folder; the table made from the copies is the one made from the runs, and a folder of records
+    (a search's best/ included) stands for every run in it."""
+    module = results_table()
+    runs = tmp_path / "runs"
+    plain = fake_run(runs, "cldnn-ravdess-1", "cldnn", 0.9)
+    (plain / "best.weights.h5").write_bytes(b"weights")
+    (plain / "split.csv").write_text("path,part\n")
+    best = fake_run(runs / "tune-strl_ser", "best", "strl_ser", 0.8)
+    expected = module.results_markdown([plain, best])
+
+    records = tmp_path / "results"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{module.BEGIN}\n{module.END}\n")
+    assert module.main([str(plain), str(best), "--record-to", str(records), "--readme", str(readme)]) == 0
+    kept = sorted(str(p.relative_to(records)) for p in records.rglob("*") if p.is_file())
+    assert kept == sorted(f"{run}/{name}" for run in ("cldnn-ravdess-1", "tune-strl_ser/best")
+                          for name in ("command.txt", "config.json", "metrics.json", "history.csv",
+                                       "baseline-svm/metrics.json"))
+    assert module.run_folders([records]) == [records / "cldnn-ravdess-1", records / "tune-strl_ser" / "best"]
+    assert module.results_markdown(module.run_folders([records])) == expected
+    assert expected in readme.read_text()
+
+    (plain / "metrics.json").write_text((plain / "metrics.json").read_text().replace('"wa": 0.9', '"wa": 0.7'))
+    assert module.main([str(plain), "--record-to", str(records), "--readme", str(readme)]) == 0
+    assert module.row(records / "cldnn-ravdess-1")["WA / UA %"] == "70.0 / 89.0"  # the copy was replaced
+    assert "| strl_ser |" in readme.read_text()  # and the table still has every record, not just this run
+    assert module.main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_readme_table_is_the_one_the_committed_records_give():
+    """Every figure in the README's results table comes from results/, regenerated here on a clean clone."""
+    module = results_table()
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    table = readme.split(module.BEGIN, 1)[1].split(module.END, 1)[0].strip()
+    assert table == module.results_markdown(module.run_folders([root / "results"]))

@@ -54,8 +54,11 @@ sys.meta_path[:] = [_WithoutTensorFlow if f is PathFinder else f for f in sys.me
 # loss can differ through the two-device run's one padding row, and since BatchNorm's moving
 # statistics start from one augmented training batch (models/batchnorm.py) rather than from
 # Keras' shared 0 / 1, the augmentation's differences reach it too: 2.0e-3 by epoch 3 (without
-# augmentation it stays within 1e-3).
-LOSS_RTOL, VAL_LOSS_RTOL = 1e-3, 5e-3
+# augmentation it stays within 1e-3). The drift grows with each epoch and with the CPU: on an
+# AMD EPYC host the training loss agreed within 1.7e-5 in epoch 1 but differed by 1.5e-3 in
+# epoch 2. So epoch 1, where a wrong gradient reduction would already show, is held tight, and
+# later epochs get the validation loss's tolerance.
+FIRST_EPOCH_RTOL, LOSS_RTOL, VAL_LOSS_RTOL = 1e-4, 5e-3, 5e-3
 
 
 class JaxCLI:
@@ -161,6 +164,7 @@ def test_data_parallel_follows_one_device(cli, trained):
     result = ok(cli.train("runs_dp", 2))
     two = cli.run_dir("runs_dp")
     assert str(metrics_of(two / "config.json")["train"]["devices"]) == "2"
+    np.testing.assert_allclose(losses(two, "loss")[0], losses(one, "loss")[0], rtol=FIRST_EPOCH_RTOL)
     np.testing.assert_allclose(losses(two, "loss"), losses(one, "loss"), rtol=LOSS_RTOL)
     np.testing.assert_allclose(losses(two, "val_loss"), losses(one, "val_loss"), rtol=VAL_LOSS_RTOL)
     # Weighted metrics skip the padding row exactly.

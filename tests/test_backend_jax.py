@@ -56,9 +56,10 @@ sys.meta_path[:] = [_WithoutTensorFlow if f is PathFinder else f for f in sys.me
 # Keras' shared 0 / 1, the augmentation's differences reach it too: 2.0e-3 by epoch 3 (without
 # augmentation it stays within 1e-3). The drift grows with each epoch and with the CPU: on an
 # AMD EPYC host the training loss agreed within 1.7e-5 in epoch 1 but differed by 1.5e-3 in
-# epoch 2. So epoch 1, where a wrong gradient reduction would already show, is held tight, and
-# later epochs get the validation loss's tolerance.
-FIRST_EPOCH_RTOL, LOSS_RTOL, VAL_LOSS_RTOL = 1e-4, 5e-3, 5e-3
+# epoch 2, and the validation loss by 7.2e-3 in epoch 3. So epoch 1's training loss, where a
+# wrong gradient reduction would already show, is held tight, the later epochs loosely, and the
+# padding row is checked exactly through the weighted validation accuracy.
+FIRST_EPOCH_RTOL, LOSS_RTOL, VAL_LOSS_RTOL = 1e-4, 5e-3, 2e-2
 
 
 class JaxCLI:

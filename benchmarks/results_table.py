@@ -4,7 +4,6 @@
     python benchmarks/results_table.py RUN_DIR... [--record-to results] [--readme README.md]
     python benchmarks/results_table.py results --readme README.md
 
-
 One row per finished run (a folder with metrics.json): architecture, protocol, split, epochs
 trained (best), device, test WA / UA / macro F1 (and WA / UA of auxiliary heads such as
 bilstm_att_mtl's speed and volume), the SVM baseline on the same split (from
@@ -17,8 +16,7 @@ A run directory holds weights and lives in the ignored ``runs/``, so it stays on
 trained it. ``--record-to results`` copies the small files every figure comes from (RECORD_FILES)
 into ``results/<run>/``, which is committed, and makes the table from every record there: so the
 table is regenerated from ``results`` on any clone, and a test checks that the README's table is
-exactly that. A folder that is not a run
-stands for every run folder beneath it.
+exactly that. A folder that is not a run stands for every run folder beneath it.
 """
 
 from __future__ import annotations
@@ -54,13 +52,15 @@ def run_folders(paths: list[Path]) -> list[Path]:
             found.append(path)
         elif path.is_dir():
             found += sorted(m.parent for m in path.rglob("metrics.json")
-                            if is_run(m.parent) and m.parent.name != "baseline-svm")
+                            if is_run(m.parent))  # a run's baseline-svm/ has no config.json
     return found
 
 
 def record(run_dir: Path, to: Path) -> Path:
     """Copy the run's RECORD_FILES to ``to/<run name>/`` (replacing an earlier copy); returns that folder."""
     target = to / run_name(run_dir)
+    if target.resolve() == run_dir.resolve():  # already the record (``results --record-to results``)
+        return target
     if target.exists():
         shutil.rmtree(target)
     for name in RECORD_FILES:

@@ -103,6 +103,8 @@ def test_records_keep_what_the_table_needs_and_nothing_heavy(tmp_path):
     assert module.main([str(plain), "--record-to", str(records), "--readme", str(readme)]) == 0
     assert module.row(records / "cldnn-ravdess-1")["WA / UA %"] == "70.0 / 89.0"  # the copy was replaced
     assert "| strl_ser |" in readme.read_text()  # and the table still has every record, not just this run
+    assert module.main([str(records), "--record-to", str(records)]) == 0  # records are not copied onto themselves
+    assert module.row(records / "cldnn-ravdess-1")["WA / UA %"] == "70.0 / 89.0"
     assert module.main([str(tmp_path / "nowhere")]) == 2
 
 

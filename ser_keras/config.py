@@ -61,6 +61,7 @@ class TrainConfig:
     loss_weights: dict = field(default_factory=dict)
     devices: str = "1"                # "1", a count, or "all": keras.distribution.DataParallel (JAX)
     precision: str = "float32"        # or mixed_bfloat16: the network computes in bf16 (opt-in, see README "Speed")
+    time_limit_minutes: float | None = None  # stop after the last epoch that fits (None: no limit)
 
 
 @dataclass
@@ -204,6 +205,7 @@ RULES = {
         "a dict of head -> weight >= 0"),
     "train.devices": (_devices, "a device count >= 1 or 'all'"),
     "train.precision": _choice(PRECISIONS),
+    "train.time_limit_minutes": _number(0, optional=True),
 }
 
 

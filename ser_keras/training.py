@@ -135,11 +135,43 @@ def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
         keras.callbacks.CSVLogger(str(history), append=True),
         keras.callbacks.TerminateOnNaN(),
     ]
+    if config.train.time_limit_minutes:
+        callbacks.append(time_limit_callback(config.train.time_limit_minutes * 60, verbose))
     if keras.backend.backend() == "tensorflow":
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False))
     elif verbose:
         print("note: TensorBoard logs need TensorFlow; skipped on this backend")
     return callbacks
+
+
+def time_limit_callback(seconds: float, verbose: int, clock=None):
+    """Stops fitting at the end of the epoch after which the next one would not finish within
+    ``seconds`` of the start of fit (its length taken as the longest epoch so far). The run then
+    ends as any early-stopped one does: best validation checkpoint, test report, metrics."""
+    import time
+
+    import keras
+
+    clock = clock or time.monotonic
+
+    class TimeLimit(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = self.epoch_started = clock()
+            self.longest = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_started = clock()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = clock()
+            self.longest = max(self.longest, now - self.epoch_started)
+            if now - self.started + self.longest > seconds:
+                self.model.stop_training = True
+                if verbose:
+                    print(f"note: stopping after epoch {epoch + 1}: train.time_limit_minutes "
+                          f"({seconds / 60:g}) leaves no time for another epoch")
+
+    return TimeLimit()
 
 
 def _best_logged(history: Path, monitor: str, mode: str):

@@ -279,3 +279,32 @@ def test_bfloat16_run_computes_in_bfloat16_and_reports_float32(arch, corpus, tmp
     predictions = pd.read_csv(run_dir / "predictions.csv")
     assert np.allclose(predictions.filter(like="p_").sum(axis=1), 1.0, atol=1e-3)
     assert json.loads((run_dir / "config.json").read_text())["train"]["precision"] == "mixed_bfloat16"
+
+
+def test_time_limit_stops_after_the_last_epoch_that_fits():
+    ticks = iter(range(0, 1000, 10))  # every clock reading is 10 s later: each epoch lasts 10 s
+    limit = training.time_limit_callback(45, verbose=0, clock=lambda: next(ticks))
+    limit.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    limit.model.stop_training = False
+    limit.on_train_begin()
+    stopped_after = None
+    for epoch in range(5):
+        limit.on_epoch_begin(epoch)
+        limit.on_epoch_end(epoch)
+        if limit.model.stop_training:
+            stopped_after = epoch + 1
+            break
+    # epoch 1 ends at 20 s (another 10 s fits in 45), epoch 2 at 40 s (50 would not)
+    assert stopped_after == 2
+
+
+def test_time_limited_run_ends_as_a_complete_run(corpus, tmp_path):
+    data_dir, cache = corpus
+    config = tiny_config("strl_ser", data_dir, cache, epochs=4,
+                         **{"train.patience": 10, "train.time_limit_minutes": 1e-6})
+    run_dir, metrics = training.train(config, runs_dir=tmp_path, progress=False, verbose=0)
+    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == [0]  # no epoch takes under 60 µs
+    assert (run_dir / "metrics.json").exists() and 0 <= metrics["ua"] <= 1
+    assert not (run_dir / "backup").exists()
+    with pytest.raises(ConfigError, match="train.time_limit_minutes"):
+        tiny_config("strl_ser", data_dir, cache, **{"train.time_limit_minutes": 0})

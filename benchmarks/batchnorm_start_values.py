@@ -22,21 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
-    run = parser.parse_args(argv).run_dir
+def load_latest(run: Path, parser):
+    """The run's training model with its latest backed-up weights, its fit plan and epochs done."""
     if not (run / "backup" / "latest.weights.h5").is_file() or not (run / "config.json").is_file():
         parser.error(f"{run} is not an unfinished run directory (no config.json or backup/latest.weights.h5)")
     from ser_keras import startup
 
     startup.import_keras_quietly()
-    import numpy as np
-
     from ser_keras.config import RunConfig
-    from ser_keras.data import as_loader
     from ser_keras.loading import load_data, make_targets
-    from ser_keras.models.batchnorm import batch_norm_layers
     from ser_keras.runs import settings_of
     from ser_keras.training import compile_model, plan_fit
 
@@ -47,6 +41,19 @@ def main(argv=None):
     compile_model(plan.target, config.recipe, config, len(plan.train), len(data.class_names))
     plan.target.load_weights(run / "backup" / "latest.weights.h5")
     epochs = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
+    return plan, epochs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    run = parser.parse_args(argv).run_dir
+    plan, epochs = load_latest(run, parser)
+    import numpy as np
+
+    from ser_keras.data import as_loader
+    from ser_keras.models.batchnorm import batch_norm_layers
+
     steps = epochs * len(plan.train)
 
     def score(label):

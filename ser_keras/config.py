@@ -62,6 +62,7 @@ class TrainConfig:
     devices: str = "1"                # "1", a count, or "all": keras.distribution.DataParallel (JAX)
     precision: str = "float32"        # or mixed_bfloat16: the network computes in bf16 (opt-in, see README "Speed")
     time_limit_minutes: float | None = None  # stop after the last epoch that fits (None: no limit)
+    bn_recompute_batches: int = 0     # >0: BatchNorm statistics recomputed over N training batches before each validation
 
 
 @dataclass
@@ -206,6 +207,7 @@ RULES = {
     "train.devices": (_devices, "a device count >= 1 or 'all'"),
     "train.precision": _choice(PRECISIONS),
     "train.time_limit_minutes": _number(0, optional=True),
+    "train.bn_recompute_batches": _integer(0),
 }
 
 

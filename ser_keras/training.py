@@ -135,6 +135,8 @@ def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
         keras.callbacks.CSVLogger(str(history), append=True),
         keras.callbacks.TerminateOnNaN(),
     ]
+    if config.train.bn_recompute_batches:
+        callbacks.insert(0, recompute_batch_norm_callback(sources[0], config.train.bn_recompute_batches))
     if config.train.time_limit_minutes:
         callbacks.append(time_limit_callback(config.train.time_limit_minutes * 60, verbose))
     if keras.backend.backend() == "tensorflow":
@@ -142,6 +144,35 @@ def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
     elif verbose:
         print("note: TensorBoard logs need TensorFlow; skipped on this backend")
     return callbacks
+
+
+def recompute_batch_norm_callback(batches, count: int):
+    """Before each validation inside fit, BatchNormalization's moving statistics are recomputed
+    as the average over the first ``count`` batches of the epoch just trained, with the weights
+    as they are now (models/batchnorm.py: recompute_moving_statistics says why). Validation,
+    the best checkpoint and the saved model then all use those statistics."""
+    import keras
+
+    from .models.batchnorm import recompute_moving_statistics
+
+    class RecomputeBatchNorm(keras.callbacks.Callback):
+        fitting, epoch = False, 0
+
+        def on_train_begin(self, logs=None):
+            self.fitting = True
+
+        def on_train_end(self, logs=None):
+            self.fitting = False
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_test_begin(self, logs=None):
+            if self.fitting:  # fit's own validation; the variables are synced with the trainer here
+                n = min(count, len(batches.order(self.epoch)))
+                recompute_moving_statistics(self.model, (batches.batch(i, epoch=self.epoch)[0] for i in range(n)))
+
+    return RecomputeBatchNorm()
 
 
 def time_limit_callback(seconds: float, verbose: int, clock=None):

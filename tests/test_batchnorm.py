@@ -176,3 +176,30 @@ def test_moving_statistics_start_from_a_training_batch_not_from_0_and_1():
     training_outputs = np.asarray(outer(x, training=True))
     np.testing.assert_allclose(np.asarray(outer(x, training=False)), training_outputs, atol=1e-3)
     assert np.max(np.abs(inference_before - training_outputs)) > 0.5
+
+
+def test_recomputed_moving_statistics_are_the_plain_average_of_the_batches():
+    """``recompute_moving_statistics`` replaces the exponential average (which weighs the last
+    batches most and remembers older weights) by the equal-weight average of each batch's
+    statistics under the current weights, and leaves every momentum as it was."""
+    import keras
+
+    from ser_keras.models.batchnorm import MatmulBatchNormalization, recompute_moving_statistics
+
+    keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(3)
+    batches = [rng.normal(shift, 0.5, (8, 12, 10, 1)).astype("float32") for shift in (0.0, 1.0, 3.0)]
+    inputs = keras.Input((12, 10, 1))
+    conv = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    model = keras.Model(inputs, MatmulBatchNormalization(momentum=0.9, name="bn")(conv))
+    conv_out = keras.Model(inputs, conv)
+    means = [np.mean(np.asarray(conv_out(x)), axis=(0, 1, 2)) for x in batches]
+    variances = [np.var(np.asarray(conv_out(x)), axis=(0, 1, 2)) for x in batches]
+
+    assert recompute_moving_statistics(model, iter(batches)) == 3
+    bn = model.get_layer("bn")
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), np.mean(means, axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), np.mean(variances, axis=0), rtol=1e-4)
+    assert bn.momentum == 0.9
+    # an exponential average with momentum 0.9 from the same start would differ: the last batch dominates
+    assert np.max(np.abs(np.asarray(bn.moving_mean) - means[-1])) > 0.1

@@ -308,3 +308,25 @@ def test_time_limited_run_ends_as_a_complete_run(corpus, tmp_path):
     assert not (run_dir / "backup").exists()
     with pytest.raises(ConfigError, match="train.time_limit_minutes"):
         tiny_config("strl_ser", data_dir, cache, **{"train.time_limit_minutes": 0})
+
+
+def test_bn_recompute_runs_before_every_validation_of_fit(corpus, tmp_path, monkeypatch):
+    """train.bn_recompute_batches=N: each epoch's validation (and so the checkpoint it chooses)
+    sees BatchNorm statistics recomputed over N batches of that epoch, with its last weights."""
+    from ser_keras.models import batchnorm
+
+    data_dir, cache = corpus
+    calls, real = [], batchnorm.recompute_moving_statistics
+
+    def spy(model, batches):
+        batches = list(batches)
+        calls.append(len(batches))
+        return real(model, batches)
+
+    monkeypatch.setattr(batchnorm, "recompute_moving_statistics", spy)
+    config = tiny_config("cldnn", data_dir, cache, epochs=2,
+                         **{"train.patience": 10, "train.bn_recompute_batches": 2})
+    run_dir, _ = training.train(config, runs_dir=tmp_path, progress=False, verbose=0)
+    assert calls == [2, 2]  # once per epoch, not for the test report after fit
+    history = pd.read_csv(run_dir / "history.csv")
+    assert len(history) == 2 and history["val_loss"].notna().all()

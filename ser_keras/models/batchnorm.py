@@ -113,3 +113,30 @@ def start_moving_statistics(model, inputs) -> None:
     finally:
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum
+
+
+def recompute_moving_statistics(model, batches) -> int:
+    """Replace the moving mean and variance of every BatchNormalization in ``model`` by the plain
+    average of the batch statistics over ``batches`` (an iterable of input batches), computed
+    with the current weights in training mode ("precise BN", Wu & Johnson 2021, *Rethinking
+    "Batch" in BatchNorm*, section 3). Returns how many batches were averaged.
+
+    Why: an exponential moving average over the last ~100 steps mixes statistics of weights that
+    changed along the way; while the weights still move fast (Adam 1e-3), inference then runs on
+    statistics that no longer match them, and validation swings from epoch to epoch. The k-th
+    batch enters with weight 1/k (momentum 1 - 1/k), so every batch counts equally.
+    """
+    norms = batch_norm_layers(model)
+    if not norms:
+        return 0
+    momenta = [layer.momentum for layer in norms]
+    count = 0
+    try:
+        for count, inputs in enumerate(batches, start=1):
+            for layer in norms:
+                layer.momentum = 1.0 - 1.0 / count
+            model(inputs, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+    return count

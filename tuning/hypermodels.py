@@ -128,6 +128,7 @@ class RecipeHyperModel(kt.HyperModel):
 
         from ser_keras.data import as_loader
         from ser_keras.data.batches import epoch_order_callback
+        from ser_keras.training import recompute_batch_norm_callback
 
         config = self.config_for(hp)
         data = self.trial_data(config)
@@ -136,6 +137,8 @@ class RecipeHyperModel(kt.HyperModel):
         own = [epoch_order_callback(data.train, data.val),
                keras.callbacks.EarlyStopping(monitor=objective, mode="max", patience=config.train.patience),
                keras.callbacks.TerminateOnNaN()]
+        if config.train.bn_recompute_batches:  # as train does: before the checkpoint callbacks see val
+            own.insert(0, recompute_batch_norm_callback(data.train, config.train.bn_recompute_batches))
         if trial_dir is not None:
             own.append(keras.callbacks.CSVLogger(f"{trial_dir}/history.csv"))
         history = model.fit(as_loader(data.train), validation_data=as_loader(data.val),

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 # Keep TensorFlow's start-up chatter (including oneDNN's INFO line) off stderr, where errors are
-# one line, with TensorFlow's own log level. oneDNN stays on: it makes CPU training 2-3x faster
-# (benchmarks/training_throughput.py).
+# one line, with TensorFlow's own log level. oneDNN stays on (ser_keras/__init__.py asks for it on
+# every x86 CPU): it makes CPU training about 2x faster (benchmarks/training_throughput.py).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from ser_keras import recipes  # noqa: E402  (names only: no Keras import)

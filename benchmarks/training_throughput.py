@@ -14,10 +14,11 @@ median over the timed steps (strl_ser: segments converted to utterances by the p
 segments-per-utterance).
 
 Variants that need another environment at import (oneDNN off = ``TF_ENABLE_ONEDNN_OPTS=0``, the old
-CLI default; TensorFlow thread pools; the JAX backend) run in their own worker process; variants
-that differ only in how the model is built / compiled (mixed_bfloat16, XLA ``jit_compile``, batch
-size) share a worker with ``default`` and are interleaved step by step (A B A B ...); their ratio
-is to that worker's ``default``. Each worker of another environment runs right after a
+CLI default, or explicitly on; TensorFlow thread pools; the JAX backend; another memory
+allocator: glibc tunables or a preloaded jemalloc / tcmalloc where installed) run in their own
+worker process; variants that differ only in how the model is built / compiled (mixed_bfloat16,
+XLA ``jit_compile``, batch size) share a worker with ``default`` and are interleaved step by step
+(A B A B ...); their ratio is to that worker's ``default``. Each worker of another environment runs right after a
 default-only reference worker, and its ratio is to that reference (a shared machine's load drifts
 over minutes; a pair sees the same load). Ratios are medians over ``--rounds`` rounds. Compare
 ratios across machines, not utt/s.
@@ -60,8 +61,11 @@ BENCH_CORPUS = "synthetic-3to5s-seed0-v1"
 # MatmulBatchNormalization (keras.ops, sums as matmuls, hand-written gradient) over Keras' own
 # layer: see README "Speed". TensorFlow's fused BatchNorm kernel is faster still, but it needs
 # TensorFlow inside the model code, which must stay keras.ops only: measured, not shipped.
-# XLA jit_compile on CPU: ~0.2x. Thread-pool settings: within +-7 %. JAX: ~0.75x. bf16 mixed
-# precision changes results beyond float noise: opt-in (train.precision).
+# On an AVX2 CPU (AMD EPYC, no AVX-512) TensorFlow leaves oneDNN off by itself; ser_keras asks for
+# it (ser_keras/__init__.py): 1.95x for cldnn there. XLA jit_compile on CPU: ~0.2x. Thread-pool
+# settings: within +-7 %. JAX: ~0.75x. bf16 mixed precision changes results beyond float noise:
+# opt-in (train.precision). Another allocator (tcmalloc, jemalloc, huge pages) adds 7-15 % in a
+# VM but is set at process start from a system package: documented, not shipped.
 FASTEST = {"onednn": True, "precision": "float32", "jit_compile": False, "batch_norm": "matmul",
            "cldnn_pool_before_elu": True}
 
@@ -97,13 +101,35 @@ def variants_for(mode: str, default_batch: int) -> list[Variant]:
         Variant(f"batch{default_batch * 2}", batch=default_batch * 2),
         Variant("xla", jit=True),
         Variant("onednn_off", env={"TF_ENABLE_ONEDNN_OPTS": "0"}),
+        # TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI / BF16 / AMX
+        Variant("onednn_on", env={"TF_ENABLE_ONEDNN_OPTS": "1"}),
         # what shipped before the speed work: oneDNN off, cldnn's ELU before the pooling
         Variant("previous_default", env={"TF_ENABLE_ONEDNN_OPTS": "0"}, pool_first=False, batch_norm="keras"),
         Variant("threads_1_1", threads=[1, 1]),
         Variant("threads_2_1", threads=[2, 1]),
         Variant("jax", backend="jax"),
         Variant("jax+bf16", backend="jax", precision="mixed_bfloat16"),
+    ] + allocator_variants()
+
+
+def allocator_variants() -> list[Variant]:
+    """The same step under other memory allocators, set at process start (nothing in the code
+    changes). In a VM that hands freed pages back to its host, glibc's default (tensors over
+    32 MB are mmap'd and unmapped every step) pays a page fault per 4 kB touched."""
+    import ctypes.util
+
+    variants = [
+        # glibc, never unmapping: no mmap for big blocks, no trimming of the heap's top
+        Variant("glibc_keep", env={"GLIBC_TUNABLES": "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"}),
+        # glibc asking for transparent huge pages (2 MB) on what it maps
+        Variant("glibc_thp", env={"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}),
     ]
+    for name, lib in (("jemalloc", "jemalloc"), ("tcmalloc", "tcmalloc_minimal")):
+        found = ctypes.util.find_library(lib)   # a soname: the loader finds it on its own path
+        if found:
+            variants.append(Variant(name, env={"LD_PRELOAD": found}))
+    # and each with oneDNN asked for explicitly (where TensorFlow leaves it off by default)
+    return variants + [Variant(f"onednn_on+{v.name}", env={**v.env, "TF_ENABLE_ONEDNN_OPTS": "1"}) for v in variants]
 
 
 # ----------------------------------------------------------------------------- the corpus

@@ -18,8 +18,8 @@ CLI default, or explicitly on; TensorFlow thread pools; the JAX backend; another
 allocator: glibc tunables or a preloaded jemalloc / tcmalloc where installed) run in their own
 worker process; variants that differ only in how the model is built / compiled (mixed_bfloat16,
 XLA ``jit_compile``, batch size) share a worker with ``default`` and are interleaved step by step
-(A B A B ...); their ratio is to that worker's ``default``. Each worker of another environment runs right after a
-default-only reference worker, and its ratio is to that reference (a shared machine's load drifts
+(A B A B ...); their ratio is to that worker's ``default``. Each worker of another environment
+runs right after a default-only reference worker, and its ratio is to that reference (a shared machine's load drifts
 over minutes; a pair sees the same load). Ratios are medians over ``--rounds`` rounds. Compare
 ratios across machines, not utt/s.
 
@@ -114,8 +114,8 @@ def variants_for(mode: str, default_batch: int) -> list[Variant]:
 
 def allocator_variants() -> list[Variant]:
     """The same step under other memory allocators, set at process start (nothing in the code
-    changes). In a VM that hands freed pages back to its host, glibc's default (tensors over
-    32 MB are mmap'd and unmapped every step) pays a page fault per 4 kB touched."""
+    changes). In a VM, where a page fault is dear, training with glibc's default took ~130,000
+    faults a second; these show which allocator avoids them (README "Speed")."""
     import ctypes.util
 
     variants = [
@@ -128,7 +128,8 @@ def allocator_variants() -> list[Variant]:
         found = ctypes.util.find_library(lib)   # a soname: the loader finds it on its own path
         if found:
             variants.append(Variant(name, env={"LD_PRELOAD": found}))
-    # and each with oneDNN asked for explicitly (where TensorFlow leaves it off by default)
+    # and each with oneDNN asked for explicitly: the same as the plain ones now that ser_keras asks
+    # for it, kept so that a user's TF_ENABLE_ONEDNN_OPTS=0 run can still compare both
     return variants + [Variant(f"onednn_on+{v.name}", env={**v.env, "TF_ENABLE_ONEDNN_OPTS": "1"}) for v in variants]
 
 

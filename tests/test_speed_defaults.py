@@ -7,9 +7,12 @@ no TF_CPP_MIN_LOG_LEVEL (this suite's conftest sets one; a user's shell does not
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from benchmark_scripts import load_benchmark
 
@@ -60,6 +63,8 @@ def test_cli_keeps_onednn_on():
     """Asked for explicitly: TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI /
     BF16 / AMX, and leaves it off on an AVX2 CPU (cldnn 1.95x slower there)."""
     facts = probe_facts()
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("ser_keras asks for oneDNN on x86-64 CPUs only")
     assert facts["env"] == "1", f"the CLI left TF_ENABLE_ONEDNN_OPTS={facts['env']!r} (2x slower training on AVX2 CPUs)"
     assert facts["onednn"] in (True, None), "TensorFlow reports oneDNN off in a CLI process"
 

@@ -19,9 +19,9 @@ allocator: glibc tunables or a preloaded jemalloc / tcmalloc where installed) ru
 worker process; variants that differ only in how the model is built / compiled (mixed_bfloat16,
 XLA ``jit_compile``, batch size) share a worker with ``default`` and are interleaved step by step
 (A B A B ...); their ratio is to that worker's ``default``. Each worker of another environment
-runs right after a default-only reference worker, and its ratio is to that reference (a shared machine's load drifts
-over minutes; a pair sees the same load). Ratios are medians over ``--rounds`` rounds. Compare
-ratios across machines, not utt/s.
+runs right after a default-only reference worker, and its ratio is to that reference (a shared
+machine's load drifts over minutes; a pair sees the same load). Ratios are medians over
+``--rounds`` rounds. Compare ratios across machines, not utt/s.
 
 The workload is the RAVDESS (paper) setting of each recipe, on a synthetic corpus of 3-5 s clips
 in the RAVDESS layout (generated once into the cache; ``--data-dir`` takes a real corpus):

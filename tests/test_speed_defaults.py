@@ -62,9 +62,9 @@ def probe_facts(**env) -> dict:
 def test_cli_keeps_onednn_on():
     """Asked for explicitly: TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI /
     BF16 / AMX, and leaves it off on an AVX2 CPU (cldnn 1.95x slower there)."""
-    facts = probe_facts()
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("ser_keras asks for oneDNN on x86-64 CPUs only")
+    facts = probe_facts()
     assert facts["env"] == "1", f"the CLI left TF_ENABLE_ONEDNN_OPTS={facts['env']!r} (2x slower training on AVX2 CPUs)"
     assert facts["onednn"] in (True, None), "TensorFlow reports oneDNN off in a CLI process"
 

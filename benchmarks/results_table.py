@@ -17,12 +17,19 @@ trained it. ``--record-to results`` copies the small files every figure comes fr
 into ``results/<run>/``, which is committed, and makes the table from every record there: so the
 table is regenerated from ``results`` on any clone, and a test checks that the README's table is
 exactly that. A folder that is not a run stands for every run folder beneath it.
+
+A second table, between ``<!-- spread:begin -->`` and ``<!-- spread:end -->``, gathers the runs
+of one command on several seeds (the seed also draws a protocol's split: other test speakers under
+``speaker``): per command, the mean and spread of test UA beside the SVM's on the same splits, and
+on how many splits the model is at or above the SVM. One split can flatter or wrong a model by
+several points; this says whether a row's margin over the SVM holds on other speakers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -30,6 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+SPREAD_BEGIN, SPREAD_END = "<!-- spread:begin -->", "<!-- spread:end -->"
 # (arch, dataset, protocol) -> the paper's reported figure on that setting.
 PAPER = {
     ("cldnn", "ravdess", "paper"): "80 % WA (7 cl.; checkpoint chosen on test)",
@@ -130,6 +138,55 @@ def results_markdown(runs: list[Path]) -> str:
     return markdown(rows)
 
 
+def seedless(command: str) -> str:
+    """The command without its ``--seed N`` (seed 0 is the default, written without it)."""
+    return re.sub(r" --seed \d+", "", command)
+
+
+def seed_groups(runs: list[Path]) -> dict[str, dict[int, Path]]:
+    """Runs by their command without the seed, then by seed; of two runs with the same command
+    and seed (a rerun after a fix), the later one, since run names hold their start time."""
+    groups: dict[str, dict[int, Path]] = {}
+    for run in sorted(runs, key=lambda r: r.name):
+        command_file, baseline = run / "command.txt", run / "baseline-svm" / "metrics.json"
+        if not (command_file.is_file() and baseline.is_file()):
+            continue
+        seed = int(json.loads((run / "config.json").read_text())["data"].get("seed", 0))
+        groups.setdefault(seedless(command_file.read_text().strip()), {})[seed] = run
+    return groups
+
+
+def spread_markdown(runs: list[Path]) -> str:
+    """One line per command run on two or more seeds: UA and the SVM's UA on the same splits."""
+    def ua(path: Path) -> float:
+        return 100 * json.loads(path.read_text())["ua"]
+
+    rows = []
+    for command, by_seed in seed_groups(runs).items():
+        if len(by_seed) < 2:
+            continue
+        model = pd.Series([ua(r / "metrics.json") for r in by_seed.values()])
+        svm = pd.Series([ua(r / "baseline-svm" / "metrics.json") for r in by_seed.values()])
+        gap = model - svm
+        config = json.loads((next(iter(by_seed.values())) / "config.json").read_text())
+        rows.append({
+            "arch": config["arch"], "protocol": config["data"]["protocol"],
+            "seeds (splits)": ", ".join(str(s) for s in sorted(by_seed)),
+            "UA %, mean ± sd": f"{model.mean():.1f} ± {model.std():.1f}",
+            "SVM UA %, mean ± sd": f"{svm.mean():.1f} ± {svm.std():.1f}",
+            "UA − SVM UA, mean (min … max)": f"{gap.mean():+.1f} ({gap.min():+.1f} … {gap.max():+.1f})",
+            "splits at or above the SVM": f"{int((gap >= 0).sum())} of {len(gap)}",
+            "command (add `--seed N`)": f"`{command}`",
+        })
+    rows.sort(key=lambda r: (r["arch"], r["protocol"]))
+    return markdown(rows) if rows else "(no command run on two or more seeds)"
+
+
+def replace_between(text: str, begin: str, end: str, block: str) -> str:
+    head, rest = text.split(begin, 1)
+    return head + begin + "\n" + block + "\n" + end + rest.split(end, 1)[1]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders, or folders holding them")
@@ -146,15 +203,17 @@ def main(argv=None) -> int:
         for run in runs:
             record(run, args.record_to)
         runs = run_folders([args.record_to])
-    table = results_markdown(runs)
-    print(table)
+    table, spread = results_markdown(runs), spread_markdown(runs)
+    print(table + "\n\n" + spread)
     if args.readme:
         text = args.readme.read_text()
         if BEGIN not in text or END not in text:
             print(f"error: {args.readme} has no {BEGIN} ... {END} markers", file=sys.stderr)
             return 1
-        head, rest = text.split(BEGIN, 1)
-        args.readme.write_text(head + BEGIN + "\n" + table + "\n" + END + rest.split(END, 1)[1])
+        text = replace_between(text, BEGIN, END, table)
+        if SPREAD_BEGIN in text and SPREAD_END in text:  # the seed table is optional in a README
+            text = replace_between(text, SPREAD_BEGIN, SPREAD_END, spread)
+        args.readme.write_text(text)
     return 0
 
 

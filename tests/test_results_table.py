@@ -108,10 +108,49 @@ def test_records_keep_what_the_table_needs_and_nothing_heavy(tmp_path):
     assert module.main([str(tmp_path / "nowhere")]) == 2
 
 
-def test_readme_table_is_the_one_the_committed_records_give():
-    """Every figure in the README's results table comes from results/, regenerated here on a clean clone."""
+def test_readme_tables_are_the_ones_the_committed_records_give():
+    """Every figure in the README's results table and seed table comes from results/, regenerated
+    here on a clean clone."""
     module = results_table()
     root = Path(__file__).resolve().parent.parent
     readme = (root / "README.md").read_text()
-    table = readme.split(module.BEGIN, 1)[1].split(module.END, 1)[0].strip()
-    assert table == module.results_markdown(module.run_folders([root / "results"]))
+    records = module.run_folders([root / "results"])
+    for begin, end, make in ((module.BEGIN, module.END, module.results_markdown),
+                             (module.SPREAD_BEGIN, module.SPREAD_END, module.spread_markdown)):
+        assert readme.split(begin, 1)[1].split(end, 1)[0].strip() == make(records)
+
+
+def seeded_run(root: Path, name: str, seed: int, ua: float, svm_ua: float, arch: str = "strl_ser") -> Path:
+    """A finished run of one command with ``--seed seed`` (none for seed 0), and its SVM."""
+    run = fake_run(root, name, arch, ua + 0.01)  # fake_run's UA is its WA - 0.01
+    config = json.loads((run / "config.json").read_text())
+    config["data"].update(protocol="speaker", seed=seed)
+    (run / "config.json").write_text(json.dumps(config))
+    seed_option = f" --seed {seed}" if seed else ""
+    (run / "command.txt").write_text(f"python cli.py train --arch {arch} --epochs 40{seed_option} --verbose 2\n")
+    (run / "baseline-svm" / "metrics.json").write_text(json.dumps({"wa": svm_ua, "ua": svm_ua}))
+    return run
+
+
+def test_seed_table_sets_each_command_beside_the_svm_on_the_same_splits(tmp_path):
+    """Runs of one command on several seeds make one line: mean and spread of UA and of the SVM's
+    UA, the gap's mean and range, and on how many splits the model is at or above the SVM. A rerun
+    with the same seed replaces the earlier run; a command run on one seed has no line."""
+    module = results_table()
+    runs = [seeded_run(tmp_path, "strl-1", 0, 0.70, 0.60), seeded_run(tmp_path, "strl-2", 1, 0.50, 0.65),
+            seeded_run(tmp_path, "strl-3", 2, 0.80, 0.70),
+            seeded_run(tmp_path, "strl-4", 1, 0.60, 0.65),  # seed 1 again, later: this one counts
+            seeded_run(tmp_path, "cldnn-1", 0, 0.40, 0.60, arch="cldnn")]
+    lines = module.spread_markdown(runs).splitlines()
+    assert len(lines) == 3  # header, rule, strl_ser
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    # UA 70, 60, 80 against the SVM's 60, 65, 70: gaps +10, -5, +10
+    assert cells[:7] == ["strl_ser", "speaker", "0, 1, 2", "70.0 ± 10.0", "65.0 ± 5.0", "+5.0 (-5.0 … +10.0)", "2 of 3"]
+    assert cells[7] == "`python cli.py train --arch strl_ser --epochs 40 --verbose 2`"
+    assert module.spread_markdown(runs[-1:]) == "(no command run on two or more seeds)"
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{module.BEGIN}\n{module.END}\ntext\n{module.SPREAD_BEGIN}\nold\n{module.SPREAD_END}\nend\n")
+    assert module.main([str(r) for r in runs] + ["--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "2 of 3" in text and text.endswith("end\n")

@@ -139,8 +139,8 @@ def results_markdown(runs: list[Path]) -> str:
 
 
 def seedless(command: str) -> str:
-    """The command without its ``--seed N`` (seed 0 is the default, written without it)."""
-    return re.sub(r" --seed \d+", "", command)
+    """The command without its ``--seed N`` or ``--seed=N`` (seed 0 is the default, written without it)."""
+    return re.sub(r" --seed[ =]\d+", "", command)
 
 
 def seed_groups(runs: list[Path]) -> dict[str, dict[int, Path]]:

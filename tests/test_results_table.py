@@ -148,6 +148,7 @@ def test_seed_table_sets_each_command_beside_the_svm_on_the_same_splits(tmp_path
     assert cells[:7] == ["strl_ser", "speaker", "0, 1, 2", "70.0 ± 10.0", "65.0 ± 5.0", "+5.0 (-5.0 … +10.0)", "2 of 3"]
     assert cells[7] == "`python cli.py train --arch strl_ser --epochs 40 --verbose 2`"
     assert module.spread_markdown(runs[-1:]) == "(no command run on two or more seeds)"
+    assert module.seedless("python cli.py train --seed=3 --epochs 4") == "python cli.py train --epochs 4"
 
     readme = tmp_path / "README.md"
     readme.write_text(f"{module.BEGIN}\n{module.END}\ntext\n{module.SPREAD_BEGIN}\nold\n{module.SPREAD_END}\nend\n")

@@ -134,17 +134,19 @@ def markdown(rows: list[dict]) -> str:
 def results_markdown(runs: list[Path]) -> str:
     """The table for these run folders: one row each, by architecture, protocol and split."""
     rows = [r for r in (row(d) for d in sorted(runs)) if r]
-    rows.sort(key=lambda r: (r["arch"], r["protocol"], r["split"]))
+    rows.sort(key=lambda r: (r["arch"], r["dataset"], r["protocol"], r["split"]))
     return markdown(rows)
 
 
-def seedless(command: str) -> str:
-    """The command without its ``--seed N`` or ``--seed=N`` (seed 0 is the default, written without it)."""
-    return re.sub(r" --seed[ =]\d+", "", command)
+def command_key(command: str) -> str:
+    """What runs of one command on several seeds share: the command without ``--seed N`` or
+    ``--seed=N`` (seed 0 is the default, written without it) and without ``--runs-dir DIR``
+    (where the run folder was written, which changes nothing it trains)."""
+    return re.sub(r" --(?:seed[ =]\d+|runs-dir[ =]\S+)", "", command)
 
 
 def seed_groups(runs: list[Path]) -> dict[str, dict[int, Path]]:
-    """Runs by their command without the seed, then by seed; of two runs with the same command
+    """Runs by their command without the seed and output folder, then by seed; of two runs with the same command
     and seed (a rerun after a fix), the later one, since run names hold their start time."""
     groups: dict[str, dict[int, Path]] = {}
     for run in sorted(runs, key=lambda r: r.name):
@@ -152,7 +154,7 @@ def seed_groups(runs: list[Path]) -> dict[str, dict[int, Path]]:
         if not (command_file.is_file() and baseline.is_file()):
             continue
         seed = int(json.loads((run / "config.json").read_text())["data"].get("seed", 0))
-        groups.setdefault(seedless(command_file.read_text().strip()), {})[seed] = run
+        groups.setdefault(command_key(command_file.read_text().strip()), {})[seed] = run
     return groups
 
 
@@ -170,7 +172,7 @@ def spread_markdown(runs: list[Path]) -> str:
         gap = model - svm
         config = json.loads((next(iter(by_seed.values())) / "config.json").read_text())
         rows.append({
-            "arch": config["arch"], "protocol": config["data"]["protocol"],
+            "arch": config["arch"], "dataset": config["data"]["dataset"], "protocol": config["data"]["protocol"],
             "seeds (splits)": ", ".join(str(s) for s in sorted(by_seed)),
             "UA %, mean ± sd": f"{model.mean():.1f} ± {model.std():.1f}",
             "SVM UA %, mean ± sd": f"{svm.mean():.1f} ± {svm.std():.1f}",
@@ -178,7 +180,7 @@ def spread_markdown(runs: list[Path]) -> str:
             "splits at or above the SVM": f"{int((gap >= 0).sum())} of {len(gap)}",
             "command (add `--seed N`)": f"`{command}`",
         })
-    rows.sort(key=lambda r: (r["arch"], r["protocol"]))
+    rows.sort(key=lambda r: (r["arch"], r["dataset"], r["protocol"]))
     return markdown(rows) if rows else "(no command run on two or more seeds)"
 
 

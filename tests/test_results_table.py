@@ -145,10 +145,13 @@ def test_seed_table_sets_each_command_beside_the_svm_on_the_same_splits(tmp_path
     assert len(lines) == 3  # header, rule, strl_ser
     cells = [c.strip() for c in lines[2].strip("|").split("|")]
     # UA 70, 60, 80 against the SVM's 60, 65, 70: gaps +10, -5, +10
-    assert cells[:7] == ["strl_ser", "speaker", "0, 1, 2", "70.0 ± 10.0", "65.0 ± 5.0", "+5.0 (-5.0 … +10.0)", "2 of 3"]
-    assert cells[7] == "`python cli.py train --arch strl_ser --epochs 40 --verbose 2`"
+    assert cells[:8] == ["strl_ser", "ravdess", "speaker", "0, 1, 2", "70.0 ± 10.0", "65.0 ± 5.0", "+5.0 (-5.0 … +10.0)", "2 of 3"]
+    assert cells[8] == "`python cli.py train --arch strl_ser --epochs 40 --verbose 2`"
     assert module.spread_markdown(runs[-1:]) == "(no command run on two or more seeds)"
-    assert module.seedless("python cli.py train --seed=3 --epochs 4") == "python cli.py train --epochs 4"
+    assert module.command_key("python cli.py train --seed=3 --epochs 4") == "python cli.py train --epochs 4"
+    assert (module.command_key("python cli.py train --epochs 4 --seed 2 --runs-dir runs/a/s2 --verbose 2")
+            == module.command_key("python cli.py train --epochs 4 --runs-dir=runs/a/s0 --verbose 2")
+            == "python cli.py train --epochs 4 --verbose 2")
 
     readme = tmp_path / "README.md"
     readme.write_text(f"{module.BEGIN}\n{module.END}\ntext\n{module.SPREAD_BEGIN}\nold\n{module.SPREAD_END}\nend\n")

@@ -132,7 +132,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def results_markdown(runs: list[Path]) -> str:
-    """The table for these run folders: one row each, by architecture, protocol and split."""
+    """The table for these run folders: one row each, by architecture, dataset, protocol and split."""
     rows = [r for r in (row(d) for d in sorted(runs)) if r]
     rows.sort(key=lambda r: (r["arch"], r["dataset"], r["protocol"], r["split"]))
     return markdown(rows)
@@ -146,8 +146,9 @@ def command_key(command: str) -> str:
 
 
 def seed_groups(runs: list[Path]) -> dict[str, dict[int, Path]]:
-    """Runs by their command without the seed and output folder, then by seed; of two runs with the same command
-    and seed (a rerun after a fix), the later one, since run names hold their start time."""
+    """Runs by ``command_key`` (the command without seed and output folder), then by seed; of two
+    runs with the same command and seed (a rerun after a fix), the later one, since run names
+    hold their start time."""
     groups: dict[str, dict[int, Path]] = {}
     for run in sorted(runs, key=lambda r: r.name):
         command_file, baseline = run / "command.txt", run / "baseline-svm" / "metrics.json"

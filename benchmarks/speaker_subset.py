@@ -2,7 +2,7 @@
 """Write a manifest CSV of a corpus cut down to its first N speakers, for `--dataset csv`.
 
     python benchmarks/speaker_subset.py --dataset ravdess --data-dir ../shared/data/ravdess \
-        --speakers 10 --out runs/ravdess-10-speakers.csv
+        --speakers 10 --out runs/proxy/ravdess10.csv
 
 Used to ask whether a result holds on a smaller corpus: RAVDESS's first 10 actors (600
 utterances, 5 male and 5 female) are about Emo-DB's size (535 utterances, 10 speakers), and the
@@ -45,7 +45,9 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    subset.to_csv(args.out, index=False)
+    partial = args.out.with_name(f".{args.out.name}.partial")
+    subset.to_csv(partial, index=False)
+    partial.replace(args.out)  # never a half-written manifest under the final name
     counts = ", ".join(f"{label} {n}" for label, n in subset["label"].value_counts().sort_index().items())
     print(f"{len(subset)} utterances of {args.speakers} speakers ({counts}) -> {args.out}")
     return 0

@@ -36,6 +36,9 @@ from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ser_keras.reports import write_atomically  # noqa: E402
+
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 SPREAD_BEGIN, SPREAD_END = "<!-- spread:begin -->", "<!-- spread:end -->"
 # (arch, dataset, protocol) -> the paper's reported figure on that setting.
@@ -216,7 +219,7 @@ def main(argv=None) -> int:
         text = replace_between(text, BEGIN, END, table)
         if SPREAD_BEGIN in text and SPREAD_END in text:  # the seed table is optional in a README
             text = replace_between(text, SPREAD_BEGIN, SPREAD_END, spread)
-        args.readme.write_text(text)
+        write_atomically(args.readme, lambda tmp: Path(tmp).write_text(text))  # never a half-written README
     return 0
 
 

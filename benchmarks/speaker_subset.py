@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ser_keras.datasets import scan_dataset  # noqa: E402
 from ser_keras.errors import SERError  # noqa: E402
+from ser_keras.reports import write_atomically  # noqa: E402
 
 
 def first_speakers(manifest, count: int):
@@ -44,10 +45,7 @@ def main(argv=None) -> int:
     except (SERError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.out.with_name(f".{args.out.name}.partial")
-    subset.to_csv(partial, index=False)
-    partial.replace(args.out)  # never a half-written manifest under the final name
+    write_atomically(args.out, lambda tmp: subset.to_csv(tmp, index=False))  # never half-written
     counts = ", ".join(f"{label} {n}" for label, n in subset["label"].value_counts().sort_index().items())
     print(f"{len(subset)} utterances of {args.speakers} speakers ({counts}) -> {args.out}")
     return 0

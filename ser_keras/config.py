@@ -20,6 +20,7 @@ PROTOCOLS = ("paper", "speaker", "loso")
 SCHEDULES = ("constant", "exponential", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16")
 AGGREGATES = ("mean", "vote")
+SEGMENT_WEIGHTINGS = ("segment", "utterance")
 VOCAL_CHANNELS = ("speech", "song", "all")
 
 
@@ -63,6 +64,7 @@ class TrainConfig:
     precision: str = "float32"        # or mixed_bfloat16: the network computes in bf16 (opt-in, see README "Speed")
     time_limit_minutes: float | None = None  # stop after the last epoch that fits (None: no limit)
     bn_recompute_batches: int = 0     # >0: BatchNorm statistics recomputed over N training batches before each validation
+    segment_weighting: str = "segment"  # strl_ser: every training segment counts once | every utterance counts once
 
 
 @dataclass
@@ -208,11 +210,14 @@ RULES = {
     "train.precision": _choice(PRECISIONS),
     "train.time_limit_minutes": _number(0, optional=True),
     "train.bn_recompute_batches": _integer(0),
+    "train.segment_weighting": _choice(SEGMENT_WEIGHTINGS),
 }
 
 
 def validate(config: RunConfig) -> None:
     """Every setting's type and range, and the model hyperparameter names (ConfigError on the first bad one)."""
+    from .recipes.base import SEGMENTS
+
     for dotted, (check, expected) in RULES.items():
         section, key = dotted.split(".")
         value = getattr(getattr(config, section), key)
@@ -222,6 +227,9 @@ def validate(config: RunConfig) -> None:
     if recipe.frontends and config.features.frontend not in recipe.frontends:
         raise ConfigError(f"features.frontend must be one of {', '.join(recipe.frontends)} for {config.arch}, "
                           f"got {json.dumps(config.features.frontend)}")
+    if config.train.segment_weighting != "segment" and recipe.input_kind != SEGMENTS:
+        raise ConfigError(f"train.segment_weighting applies to segment models (strl_ser) only; "
+                          f"{config.arch} trains on whole utterances")
     unknown_heads = set(config.train.loss_weights) - {"emotion", *recipe.heads}
     if unknown_heads:
         raise ConfigError(f"train.loss_weights names unknown head(s) {', '.join(sorted(unknown_heads))}; "

@@ -40,11 +40,12 @@ class FitInputs:
 
 
 def fit_inputs(recipe, features, prepared, fold, targets: dict, batch: int, seed: int, devices: int = 1,
-               stats: dict | None = None) -> FitInputs:
+               stats: dict | None = None, segment_weighting: str = "segment") -> FitInputs:
     """One of three ways, by the recipe's input and ``features.augment``: strl_ser's segments;
     waveform batches when augmentation and the front end run inside the model (every batch);
     otherwise the model's own front end once over each part, and batches of its cached output for
-    the classifier. ``stats`` given (a search's earlier trial): not computed again."""
+    the classifier. ``stats`` given (a search's earlier trial): not computed again.
+    ``segment_weighting``: train.segment_weighting (segments only)."""
     from .assembly import build_frontend
     from .data import parts
 
@@ -52,7 +53,7 @@ def fit_inputs(recipe, features, prepared, fold, targets: dict, batch: int, seed
                             for p in ("train", "val"))
     axes = recipe.normalization_axes(features)
     if recipe.input_kind == SEGMENTS:
-        train_batches, table = parts.segment_batches(train_part, batch, True, seed, devices)
+        train_batches, table = parts.segment_batches(train_part, batch, True, seed, devices, segment_weighting)
         val_batches, _ = parts.segment_batches(val_part, batch, False, seed, devices)
         return FitInputs(train_batches, val_batches, stats or parts.statistics(table, axes), True, None)
     frontend = build_frontend(recipe, features)
@@ -78,7 +79,8 @@ def plan_fit(config, data, fold, targets: dict) -> FitPlan:
     if batch % devices:
         raise ConfigError(f"train.batch_size={batch} must be a multiple of the {devices} devices of "
                           f"train.devices={config.train.devices}: each takes an equal share of every batch")
-    inputs = fit_inputs(recipe, config.features, data.prepared, fold, targets, batch, config.data.seed, devices)
+    inputs = fit_inputs(recipe, config.features, data.prepared, fold, targets, batch, config.data.seed, devices,
+                        segment_weighting=config.train.segment_weighting)
     run_model = build_run_model(recipe, config, len(data.class_names), inputs.stats, inputs.frontend)
     target = run_model.model if inputs.whole_model else run_model.classifier
     return FitPlan(run_model, target, inputs.train, inputs.val)
@@ -116,7 +118,8 @@ def monitor_name(recipe, config) -> str:
 
 
 def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
-    """Epoch order, backup (resume), best checkpoint and early stopping on validation, history, NaN guard."""
+    """Epoch order, (utterance-level validation,) backup (resume), best checkpoint and early
+    stopping on validation, history, NaN guard."""
     import keras
 
     from .data.batches import epoch_order_callback
@@ -125,8 +128,10 @@ def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
     mode = "max" if "acc" in monitor else "min"
     history = run_dir / "history.csv"
     best_so_far = _best_logged(history, monitor, mode)  # a resumed run keeps its earlier best
+    val = sources[1]
     callbacks = [
         epoch_order_callback(*sources),
+        *([utterance_validation_callback(val, config.features.aggregate)] if val.utterance_of is not None else []),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor=monitor, mode=mode,
                                         save_best_only=True, save_weights_only=True,
@@ -144,6 +149,38 @@ def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
     elif verbose:
         print("note: TensorBoard logs need TensorFlow; skipped on this backend")
     return callbacks
+
+
+def utterance_validation_callback(batches, aggregate: str):
+    """Segment models validate per segment inside fit; the test report scores utterances (their
+    segments' predictions combined by ``features.aggregate``). This callback scores the
+    validation part the test report's way after each epoch and logs it beside fit's own figures
+    as ``val_utterance_accuracy`` and ``val_utterance_unweighted_accuracy``, so that checkpoints
+    can be selected on what is reported (``train.monitor=val_utterance_unweighted_accuracy``).
+    It comes before the checkpoint, early stopping and history callbacks, which read its logs."""
+    import keras
+    import numpy as np
+
+    from .distribute import predict_on_batch
+    from .metrics import compute_metrics
+    from .scoring import aggregate_segments, utterance_labels
+
+    class UtteranceValidation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            probabilities, labels = [], []
+            for indices in batches.order(0):  # an evaluation part: the same order every epoch
+                inputs, targets = batches.make_batch(indices)[:2]
+                probabilities.append(np.asarray(predict_on_batch(self.model, inputs)))
+                labels.append(np.asarray(targets))
+            _, utterance_probs = aggregate_segments(np.concatenate(probabilities), batches.utterance_of, aggregate)
+            _, truth = utterance_labels(np.concatenate(labels), batches.utterance_of)
+            classes = list(range(utterance_probs.shape[1]))
+            scores = compute_metrics(truth, utterance_probs.argmax(axis=1), classes)
+            if logs is not None:
+                logs["val_utterance_accuracy"] = scores["wa"]
+                logs["val_utterance_unweighted_accuracy"] = scores["ua"]
+
+    return UtteranceValidation()
 
 
 def recompute_batch_norm_callback(batches, count: int):

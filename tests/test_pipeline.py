@@ -70,6 +70,27 @@ def test_strl_segments_and_owners(corpus):
     assert np.array_equal(x["functionals"][0], data.prepared.is10_functionals[part.positions[0]])
 
 
+def test_utterance_weights_count_every_utterance_once():
+    weights = parts.utterance_weights(np.array([0, 0, 0, 1, 2, 2]))
+    np.testing.assert_allclose(weights, np.array([1 / 3, 1 / 3, 1 / 3, 1, 1 / 2, 1 / 2]) * 6 / 3)
+    assert weights.mean() == pytest.approx(1.0)
+
+
+def test_utterance_weighting_weights_training_segments_only(corpus):
+    config = tiny_config("strl_ser", *corpus)
+    data = load_data(config, progress=False)
+    part = train_part(config, data)
+    weighted, _ = parts.segment_batches(part, 8, training=True, seed=0, weighting="utterance")
+    totals = np.zeros(len(part))
+    for indices in weighted.order(0):
+        _, _, weights = weighted.make_batch(indices)
+        np.add.at(totals, weighted.utterance_of[indices], weights)
+    np.testing.assert_allclose(totals, totals[0], rtol=1e-5)  # every utterance weighs the same in an epoch
+    plain, _ = parts.segment_batches(part, 8, training=True, seed=0)
+    evaluation, _ = parts.segment_batches(part, 8, training=False, seed=0, weighting="utterance")
+    assert len(plain.batch(0)) == len(evaluation.batch(0)) == 2  # (inputs, targets): no weights
+
+
 def test_normalisation_uses_training_statistics(corpus):
     from ser_keras.assembly import build_run_model
 

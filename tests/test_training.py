@@ -127,6 +127,35 @@ def test_model_keras_holds_the_best_validation_epoch(corpus, tmp_path):
         assert any(not np.array_equal(a, b) for a, b in zip(saved.get_weights(), keep.weights[-1]))
 
 
+def test_segment_model_selects_on_utterance_level_validation(corpus, tmp_path):
+    """train.monitor=val_utterance_unweighted_accuracy: the logged figure is the validation part
+    scored as the test report scores utterances, and the saved model is the epoch it ranks best."""
+    from ser_keras.loading import load_data, make_targets
+    from ser_keras.metrics import compute_metrics
+    from ser_keras.scoring import score_utterances
+
+    data_dir, cache = corpus
+    config = tiny_config("strl_ser", data_dir, cache, epochs=3,
+                         **{"train.patience": 10, "train.segment_weighting": "utterance",
+                            "train.monitor": "val_utterance_unweighted_accuracy"})
+    run_dir, _ = training.train(config, runs_dir=tmp_path, progress=False, verbose=0)
+    history = pd.read_csv(run_dir / "history.csv")
+    assert {"val_utterance_accuracy", "val_utterance_unweighted_accuracy"} <= set(history)
+    best = int(history["val_utterance_unweighted_accuracy"].idxmax())
+
+    data = load_data(config, progress=False)
+    val = data.folds[0].val
+    truth = make_targets(config.recipe, data.manifest, data.class_names, data.folds[0].train)["emotion"][val]
+    items = [(data.prepared.is10_lld(int(p)), data.prepared.is10_functionals[int(p)]) for p in val]
+    saved = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    probs = score_utterances(saved, config.recipe, config.features, items)["emotion"]
+    scores = compute_metrics(truth, probs.argmax(axis=1), data.class_names)
+    assert scores["ua"] == pytest.approx(history["val_utterance_unweighted_accuracy"][best], abs=1e-6)
+    assert scores["wa"] == pytest.approx(history["val_utterance_accuracy"][best], abs=1e-6)
+    with pytest.raises(ConfigError, match="train.segment_weighting"):
+        tiny_config("cldnn", data_dir, cache, **{"train.segment_weighting": "utterance"})
+
+
 def test_identical_runs_give_identical_metrics_and_fresh_orders(corpus, tmp_path, monkeypatch):
     from ser_keras.data.batches import Batches
 

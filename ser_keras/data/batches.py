@@ -35,6 +35,7 @@ class Batches:
                  seed: int = 0, lengths=None, bucket_edges=(), ragged=(), multiple: int = 1):
         self.make_batch, self.n_items, self.batch_size = make_batch, int(n_items), int(batch_size)
         self.ragged = tuple(ragged)  # input names whose axis 1 (time) differs between batches
+        self.utterance_of = None     # segment parts: each item's utterance (parts.segment_batches)
         self.shuffle, self.seed, self.multiple = shuffle, int(seed), int(multiple)
         self.buckets = None
         if lengths is not None and shuffle:

@@ -100,18 +100,34 @@ def feature_batches(cached, part: PartInputs, batch_size: int, training: bool, s
 
 
 def segment_batches(part: PartInputs, batch_size: int, training: bool, seed: int,
-                    multiple: int = 1) -> tuple[Batches, dict]:
-    """strl_ser: every segment of the part (with its utterance's targets); returns (batches, table)."""
+                    multiple: int = 1, weighting: str = "segment") -> tuple[Batches, dict]:
+    """strl_ser: every segment of the part (with its utterance's targets); returns (batches, table).
+    ``batches.utterance_of`` gives each segment's utterance (its index in the part).
+
+    ``weighting="utterance"`` (training parts): each segment carries the sample weight
+    1 / (its utterance's segment count), scaled to a mean of 1, so that every utterance counts
+    once in the loss, as it does in the test report and for the SVM, whatever its length."""
     from .segments import segment_table
 
     pairs = part.items()
     table, owners = segment_table(part.features, lambda i: pairs[i][0], lambda i: pairs[i][1], range(len(pairs)))
     targets = {head: values[owners] for head, values in part.targets.items()}
+    weights = utterance_weights(owners) if training and weighting == "utterance" else None
 
     def make(indices):
-        return {k: v[indices] for k, v in table.items()}, select_targets(targets, indices)
+        x, y = {k: v[indices] for k, v in table.items()}, select_targets(targets, indices)
+        return (x, y) if weights is None else (x, y, weights[indices])
 
-    return Batches(make, len(owners), batch_size, training, seed, multiple=multiple), table
+    batches = Batches(make, len(owners), batch_size, training, seed, multiple=multiple)
+    batches.utterance_of = owners
+    return batches, table
+
+
+def utterance_weights(owners: np.ndarray) -> np.ndarray:
+    """Per segment, 1 / (segments of its utterance), scaled to a mean of 1 (float32)."""
+    counts = np.bincount(owners)
+    weights = 1.0 / counts[owners]
+    return (weights * len(weights) / weights.sum()).astype(np.float32)
 
 
 def statistics(source, axes: dict) -> dict:

@@ -7,12 +7,13 @@ import tensorflow as tf
 
 
 def as_dataset(batches) -> tf.data.Dataset:
-    """``batches`` as a tf.data.Dataset of (inputs, targets): one pass per epoch, in that epoch's order.
+    """``batches`` as a tf.data.Dataset of (inputs, targets[, sample weights]): one pass per epoch,
+    in that epoch's order.
 
     Shapes are static except the batch axis and, for ``batches.ragged`` inputs, the time axis.
     """
-    x, y = batches.batch(0, epoch=0)
-    signature = (_spec(x, batches.ragged), _spec(y, ()))
+    x, *rest = batches.batch(0, epoch=0)
+    signature = (_spec(x, batches.ragged), *(_spec(v, ()) for v in rest))
     ds = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=signature)
     ds = ds.apply(tf.data.experimental.assert_cardinality(len(batches)))  # Keras can count steps
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -21,6 +21,7 @@ SCHEDULES = ("constant", "exponential", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16")
 AGGREGATES = ("mean", "vote")
 SEGMENT_WEIGHTINGS = ("segment", "utterance")
+CLASS_WEIGHTINGS = ("none", "balanced")
 VOCAL_CHANNELS = ("speech", "song", "all")
 
 
@@ -65,6 +66,7 @@ class TrainConfig:
     time_limit_minutes: float | None = None  # stop after the last epoch that fits (None: no limit)
     bn_recompute_batches: int = 0     # >0: BatchNorm statistics recomputed over N training batches before each validation
     segment_weighting: str = "segment"  # strl_ser: every training segment counts once | every utterance counts once
+    class_weighting: str = "none"     # none | balanced: every emotion class weighs the same in the loss
 
 
 @dataclass
@@ -211,6 +213,7 @@ RULES = {
     "train.time_limit_minutes": _number(0, optional=True),
     "train.bn_recompute_batches": _integer(0),
     "train.segment_weighting": _choice(SEGMENT_WEIGHTINGS),
+    "train.class_weighting": _choice(CLASS_WEIGHTINGS),
 }
 
 

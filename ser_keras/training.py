@@ -40,12 +40,13 @@ class FitInputs:
 
 
 def fit_inputs(recipe, features, prepared, fold, targets: dict, batch: int, seed: int, devices: int = 1,
-               stats: dict | None = None, segment_weighting: str = "segment") -> FitInputs:
+               stats: dict | None = None, segment_weighting: str = "segment",
+               class_weighting: str = "none") -> FitInputs:
     """One of three ways, by the recipe's input and ``features.augment``: strl_ser's segments;
     waveform batches when augmentation and the front end run inside the model (every batch);
     otherwise the model's own front end once over each part, and batches of its cached output for
-    the classifier. ``stats`` given (a search's earlier trial): not computed again.
-    ``segment_weighting``: train.segment_weighting (segments only)."""
+    the classifier. ``stats`` given (a search's earlier trial): not computed again. The two
+    weightings are train.segment_weighting and train.class_weighting (``parts.sample_weights``)."""
     from .assembly import build_frontend
     from .data import parts
 
@@ -53,16 +54,18 @@ def fit_inputs(recipe, features, prepared, fold, targets: dict, batch: int, seed
                             for p in ("train", "val"))
     axes = recipe.normalization_axes(features)
     if recipe.input_kind == SEGMENTS:
-        train_batches, table = parts.segment_batches(train_part, batch, True, seed, devices, segment_weighting)
+        train_batches, table = parts.segment_batches(train_part, batch, True, seed, devices,
+                                                     segment_weighting, class_weighting)
         val_batches, _ = parts.segment_batches(val_part, batch, False, seed, devices)
         return FitInputs(train_batches, val_batches, stats or parts.statistics(table, axes), True, None)
     frontend = build_frontend(recipe, features)
+    weights = parts.sample_weights(train_part.targets["emotion"], class_weighting=class_weighting)
     if features.augment:
-        return FitInputs(parts.waveform_batches(train_part, batch, True, seed, devices),
+        return FitInputs(parts.waveform_batches(train_part, batch, True, seed, devices, weights),
                          parts.waveform_batches(val_part, batch, False, seed, devices),
                          stats or parts.streamed_statistics(frontend, train_part, axes), True, frontend)
     cached = {name: parts.compute_features(frontend, part) for name, part in (("train", train_part), ("val", val_part))}
-    return FitInputs(parts.feature_batches(cached["train"], train_part, batch, True, seed, devices),
+    return FitInputs(parts.feature_batches(cached["train"], train_part, batch, True, seed, devices, weights),
                      parts.feature_batches(cached["val"], val_part, batch, False, seed, devices),
                      stats or parts.statistics(cached["train"], axes), False, frontend)
 
@@ -80,7 +83,8 @@ def plan_fit(config, data, fold, targets: dict) -> FitPlan:
         raise ConfigError(f"train.batch_size={batch} must be a multiple of the {devices} devices of "
                           f"train.devices={config.train.devices}: each takes an equal share of every batch")
     inputs = fit_inputs(recipe, config.features, data.prepared, fold, targets, batch, config.data.seed, devices,
-                        segment_weighting=config.train.segment_weighting)
+                        segment_weighting=config.train.segment_weighting,
+                        class_weighting=config.train.class_weighting)
     run_model = build_run_model(recipe, config, len(data.class_names), inputs.stats, inputs.frontend)
     target = run_model.model if inputs.whole_model else run_model.classifier
     return FitPlan(run_model, target, inputs.train, inputs.val)

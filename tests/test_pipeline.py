@@ -70,25 +70,38 @@ def test_strl_segments_and_owners(corpus):
     assert np.array_equal(x["functionals"][0], data.prepared.is10_functionals[part.positions[0]])
 
 
-def test_utterance_weights_count_every_utterance_once():
-    weights = parts.utterance_weights(np.array([0, 0, 0, 1, 2, 2]))
-    np.testing.assert_allclose(weights, np.array([1 / 3, 1 / 3, 1 / 3, 1, 1 / 2, 1 / 2]) * 6 / 3)
-    assert weights.mean() == pytest.approx(1.0)
+def test_sample_weights_balance_utterances_and_classes():
+    assert parts.sample_weights([0, 1, 1]) is None  # the defaults: no weights at all
+    owners, labels = np.array([0, 0, 0, 1, 2, 2]), np.array([0, 1, 1])
+    by_utterance = parts.sample_weights(labels, owners, segment_weighting="utterance")
+    np.testing.assert_allclose(by_utterance, np.array([1 / 3, 1 / 3, 1 / 3, 1, 1 / 2, 1 / 2]) * 6 / 3, rtol=1e-6)
+    by_class = parts.sample_weights(labels, class_weighting="balanced")  # class 0 once, class 1 twice
+    np.testing.assert_allclose(by_class, np.array([1, 1 / 2, 1 / 2]) * 3 / 2, rtol=1e-6)
+    both = parts.sample_weights(labels, owners, "utterance", "balanced")
+    per_class = [both[np.isin(owners, np.flatnonzero(labels == c))].sum() for c in (0, 1)]
+    assert per_class[0] == pytest.approx(per_class[1]) and both.mean() == pytest.approx(1.0)
 
 
-def test_utterance_weighting_weights_training_segments_only(corpus):
+def test_weightings_weight_training_batches_only(corpus):
     config = tiny_config("strl_ser", *corpus)
     data = load_data(config, progress=False)
     part = train_part(config, data)
-    weighted, _ = parts.segment_batches(part, 8, training=True, seed=0, weighting="utterance")
+    weighted, _ = parts.segment_batches(part, 8, training=True, seed=0, segment_weighting="utterance")
     totals = np.zeros(len(part))
-    for indices in weighted.order(0):
-        _, _, weights = weighted.make_batch(indices)
-        np.add.at(totals, weighted.utterance_of[indices], weights)
+    for index in range(len(weighted)):
+        _, _, weights = weighted.batch(index, epoch=0)
+        np.add.at(totals, weighted.utterance_of[weighted.order(0)[index]], weights)
     np.testing.assert_allclose(totals, totals[0], rtol=1e-5)  # every utterance weighs the same in an epoch
     plain, _ = parts.segment_batches(part, 8, training=True, seed=0)
-    evaluation, _ = parts.segment_batches(part, 8, training=False, seed=0, weighting="utterance")
+    evaluation, _ = parts.segment_batches(part, 8, training=False, seed=0, segment_weighting="utterance")
     assert len(plain.batch(0)) == len(evaluation.batch(0)) == 2  # (inputs, targets): no weights
+    config = tiny_config("cldnn", *corpus)
+    part = train_part(config, load_data(config, progress=False))
+    balanced = parts.sample_weights(part.targets["emotion"], class_weighting="balanced")
+    audio = parts.waveform_batches(part, 8, training=True, seed=0, weights=balanced)
+    _, labels, weights = audio.batch(0, epoch=0)
+    np.testing.assert_array_equal(weights, balanced[audio.order(0)[0]])
+    assert np.array_equal(labels, part.targets["emotion"][audio.order(0)[0]])
 
 
 def test_normalisation_uses_training_statistics(corpus):

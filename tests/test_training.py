@@ -137,6 +137,7 @@ def test_segment_model_selects_on_utterance_level_validation(corpus, tmp_path):
     data_dir, cache = corpus
     config = tiny_config("strl_ser", data_dir, cache, epochs=3,
                          **{"train.patience": 10, "train.segment_weighting": "utterance",
+                            "train.class_weighting": "balanced",
                             "train.monitor": "val_utterance_unweighted_accuracy"})
     run_dir, _ = training.train(config, runs_dir=tmp_path, progress=False, verbose=0)
     history = pd.read_csv(run_dir / "history.csv")
@@ -154,6 +155,8 @@ def test_segment_model_selects_on_utterance_level_validation(corpus, tmp_path):
     assert scores["wa"] == pytest.approx(history["val_utterance_accuracy"][best], abs=1e-6)
     with pytest.raises(ConfigError, match="train.segment_weighting"):
         tiny_config("cldnn", data_dir, cache, **{"train.segment_weighting": "utterance"})
+    with pytest.raises(ConfigError, match="train.class_weighting"):
+        tiny_config("cldnn", data_dir, cache, **{"train.class_weighting": "inverse"})
 
 
 def test_identical_runs_give_identical_metrics_and_fresh_orders(corpus, tmp_path, monkeypatch):

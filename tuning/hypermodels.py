@@ -88,15 +88,16 @@ class RecipeHyperModel(kt.HyperModel):
 
         features = asdict(config.features)
         features.pop("aggregate", None)  # decides at test time only
-        key = json.dumps([features, config.train.batch_size, config.data.seed, config.train.segment_weighting],
-                         sort_keys=True, default=str)
+        weighting = [config.train.segment_weighting, config.train.class_weighting]
+        key = json.dumps([features, config.train.batch_size, config.data.seed, weighting], sort_keys=True, default=str)
         if key in self._data:
             return self._data[key]
         features.pop("augment", None)    # statistics are taken without augmentation
         stats_key = json.dumps(features, sort_keys=True, default=str)
         result = fit_inputs(self.recipe, config.features, self.data.prepared, self.fold, self.targets,
                             config.train.batch_size, config.data.seed, stats=self._stats.get(stats_key),
-                            segment_weighting=config.train.segment_weighting)
+                            segment_weighting=config.train.segment_weighting,
+                            class_weighting=config.train.class_weighting)
         self._stats[stats_key] = result.stats
         self._data[key] = result
         return result

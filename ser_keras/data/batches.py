@@ -20,7 +20,8 @@ class Batches:
 
     Training parts are shuffled per epoch; with ``lengths``, items are first grouped into length
     buckets (``bucket_edges``) so that a batch pads little, and the batch order is shuffled too.
-    Evaluation parts keep item order.
+    Evaluation parts keep item order. ``weights`` (training parts): per-item sample weights,
+    each batch's third element (``parts.sample_weights``).
 
     ``multiple`` > 1 (DataParallel over that many devices, which split every batch evenly): a
     training batch that is not a multiple of it (the last of the part, or of a bucket) is cut to
@@ -32,10 +33,11 @@ class Batches:
     """
 
     def __init__(self, make_batch: Callable, n_items: int, batch_size: int, shuffle: bool = False,
-                 seed: int = 0, lengths=None, bucket_edges=(), ragged=(), multiple: int = 1):
+                 seed: int = 0, lengths=None, bucket_edges=(), ragged=(), multiple: int = 1, weights=None):
         self.make_batch, self.n_items, self.batch_size = make_batch, int(n_items), int(batch_size)
         self.ragged = tuple(ragged)  # input names whose axis 1 (time) differs between batches
         self.utterance_of = None     # segment parts: each item's utterance (parts.segment_batches)
+        self.weights = None if weights is None else np.asarray(weights, np.float32)
         self.shuffle, self.seed, self.multiple = shuffle, int(seed), int(multiple)
         self.buckets = None
         if lengths is not None and shuffle:
@@ -92,6 +94,8 @@ class Batches:
             yield self._make(indices)
 
     def _make(self, indices):
+        if self.shuffle and self.weights is not None:
+            return (*self.make_batch(indices), self.weights[indices])
         if self.shuffle or self.multiple == 1:
             return self.make_batch(indices)
         pad, scale = -len(indices) % self.multiple, (self.n_items + self.padding) / self.n_items

@@ -39,7 +39,7 @@ class PartInputs:
 
 
 def waveform_batches(part: PartInputs, batch_size: int, training: bool, seed: int,
-                     multiple: int = 1) -> Batches:
+                     multiple: int = 1, weights=None) -> Batches:
     """Raw audio batches for the whole model (FIXED: cropped / padded; VARIABLE: + length)."""
     recipe, features = part.recipe, part.features
     if recipe.input_kind == VARIABLE:
@@ -52,14 +52,14 @@ def waveform_batches(part: PartInputs, batch_size: int, training: bool, seed: in
 
         return Batches(make, len(part), batch_size, training, seed, lengths=lengths,
                        bucket_edges=[s * features.sample_rate for s in BUCKET_EDGES_SECONDS], ragged=("audio",),
-                       multiple=multiple)
+                       multiple=multiple, weights=weights)
     length = recipe.training_samples(features)
 
     def make_fixed(indices):
         audio = np.stack([pad_or_crop(w, length) for w in part.items(indices)])
         return audio, select_targets(part.targets, indices)
 
-    return Batches(make_fixed, len(part), batch_size, training, seed, multiple=multiple)
+    return Batches(make_fixed, len(part), batch_size, training, seed, multiple=multiple, weights=weights)
 
 
 def compute_features(frontend, part: PartInputs) -> list | dict:
@@ -81,7 +81,7 @@ def compute_features(frontend, part: PartInputs) -> list | dict:
 
 
 def feature_batches(cached, part: PartInputs, batch_size: int, training: bool, seed: int,
-                    multiple: int = 1) -> Batches:
+                    multiple: int = 1, weights=None) -> Batches:
     """Batches of cached features for the classifier sub-model."""
     if isinstance(cached, list):  # variable-length spectrograms: bucketed, padded, masked
         pad_to = max(1, round(0.5 * part.features.sample_rate / part.recipe.frame_hop(part.features)))
@@ -94,39 +94,50 @@ def feature_batches(cached, part: PartInputs, batch_size: int, training: bool, s
         lengths = np.array([len(c) for c in cached])
         return Batches(make, len(part), batch_size, training, seed, lengths=lengths,
                        bucket_edges=[s * 100 for s in BUCKET_EDGES_SECONDS], ragged=("spectrogram", "mask"),
-                       multiple=multiple)
+                       multiple=multiple, weights=weights)
     return Batches(lambda idx: ({k: v[idx] for k, v in cached.items()}, select_targets(part.targets, idx)),
-                   len(part), batch_size, training, seed, multiple=multiple)
+                   len(part), batch_size, training, seed, multiple=multiple, weights=weights)
 
 
-def segment_batches(part: PartInputs, batch_size: int, training: bool, seed: int,
-                    multiple: int = 1, weighting: str = "segment") -> tuple[Batches, dict]:
+def segment_batches(part: PartInputs, batch_size: int, training: bool, seed: int, multiple: int = 1,
+                    segment_weighting: str = "segment", class_weighting: str = "none") -> tuple[Batches, dict]:
     """strl_ser: every segment of the part (with its utterance's targets); returns (batches, table).
-    ``batches.utterance_of`` gives each segment's utterance (its index in the part).
-
-    ``weighting="utterance"`` (training parts): each segment carries the sample weight
-    1 / (its utterance's segment count), scaled to a mean of 1, so that every utterance counts
-    once in the loss, as it does in the test report and for the SVM, whatever its length."""
+    ``batches.utterance_of`` gives each segment's utterance (its index in the part). Training
+    parts carry ``sample_weights`` when either weighting asks for them."""
     from .segments import segment_table
 
     pairs = part.items()
     table, owners = segment_table(part.features, lambda i: pairs[i][0], lambda i: pairs[i][1], range(len(pairs)))
     targets = {head: values[owners] for head, values in part.targets.items()}
-    weights = utterance_weights(owners) if training and weighting == "utterance" else None
+    weights = sample_weights(part.targets["emotion"], owners, segment_weighting, class_weighting) if training else None
 
     def make(indices):
-        x, y = {k: v[indices] for k, v in table.items()}, select_targets(targets, indices)
-        return (x, y) if weights is None else (x, y, weights[indices])
+        return {k: v[indices] for k, v in table.items()}, select_targets(targets, indices)
 
-    batches = Batches(make, len(owners), batch_size, training, seed, multiple=multiple)
+    batches = Batches(make, len(owners), batch_size, training, seed, multiple=multiple, weights=weights)
     batches.utterance_of = owners
     return batches, table
 
 
-def utterance_weights(owners: np.ndarray) -> np.ndarray:
-    """Per segment, 1 / (segments of its utterance), scaled to a mean of 1 (float32)."""
-    counts = np.bincount(owners)
-    weights = 1.0 / counts[owners]
+def sample_weights(labels, owners=None, segment_weighting: str = "segment", class_weighting: str = "none"):
+    """Per-item training weights with a mean of 1, or None when both settings are the default.
+
+    ``labels``: one emotion class per utterance; ``owners``: each item's utterance (segments;
+    None: items are the utterances). ``class_weighting="balanced"``: an utterance weighs
+    1 / (utterances of its class), as scikit-learn's ``class_weight="balanced"``, so every class
+    counts equally in the loss (UA's view). ``segment_weighting="utterance"``: a segment weighs
+    its utterance's weight / (its utterance's segment count), so a long utterance counts as much
+    as a short one, as in the test report and for the SVM."""
+    if segment_weighting == "segment" and class_weighting == "none":
+        return None
+    labels = np.asarray(labels)
+    owners = np.arange(len(labels)) if owners is None else np.asarray(owners)
+    per_utterance = np.ones(len(labels))
+    if class_weighting == "balanced":
+        per_utterance = 1.0 / np.bincount(labels)[labels]
+    weights = per_utterance[owners]
+    if segment_weighting == "utterance":
+        weights = weights / np.bincount(owners, minlength=len(labels))[owners]
     return (weights * len(weights) / weights.sum()).astype(np.float32)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tiny import tiny_config, tiny_corpus
 
-from ser_keras import training
+from ser_keras import callbacks, training
 from ser_keras.errors import ConfigError
 
 ARCHS = ("cldnn", "bigru_mha", "strl_ser", "bilstm_att_mtl")
@@ -315,7 +315,7 @@ def test_bfloat16_run_computes_in_bfloat16_and_reports_float32(arch, corpus, tmp
 
 def test_time_limit_stops_after_the_last_epoch_that_fits():
     ticks = iter(range(0, 1000, 10))  # every clock reading is 10 s later: each epoch lasts 10 s
-    limit = training.time_limit_callback(45, verbose=0, clock=lambda: next(ticks))
+    limit = callbacks.time_limit_callback(45, verbose=0, clock=lambda: next(ticks))
     limit.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
     limit.model.stop_training = False
     limit.on_train_begin()

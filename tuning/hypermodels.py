@@ -131,7 +131,7 @@ class RecipeHyperModel(kt.HyperModel):
 
         from ser_keras.data import as_loader
         from ser_keras.data.batches import epoch_order_callback
-        from ser_keras.training import recompute_batch_norm_callback
+        from ser_keras.callbacks import recompute_batch_norm_callback
 
         config = self.config_for(hp)
         data = self.trial_data(config)

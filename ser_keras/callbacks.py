@@ -1,0 +1,96 @@
+"""The callbacks that ``train`` adds to fit beyond Keras' own (``training.callbacks_for``):
+utterance-level validation for segment models, BatchNormalization statistics recomputed before
+validation, and a wall-clock limit."""
+
+from __future__ import annotations
+
+
+def utterance_validation_callback(batches, aggregate: str):
+    """Segment models validate per segment inside fit; the test report scores utterances (their
+    segments' predictions combined by ``features.aggregate``). This callback scores the
+    validation part the test report's way after each epoch and logs it beside fit's own figures
+    as ``val_utterance_accuracy`` and ``val_utterance_unweighted_accuracy``, so that checkpoints
+    can be selected on what is reported (``train.monitor=val_utterance_unweighted_accuracy``).
+    It comes before the checkpoint, early stopping and history callbacks, which read its logs."""
+    import keras
+    import numpy as np
+
+    from .distribute import predict_on_batch
+    from .metrics import compute_metrics
+    from .scoring import aggregate_segments, utterance_labels
+
+    class UtteranceValidation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            probabilities, labels = [], []
+            for indices in batches.order(0):  # an evaluation part: the same order every epoch
+                inputs, targets = batches.make_batch(indices)[:2]
+                probabilities.append(np.asarray(predict_on_batch(self.model, inputs)))
+                labels.append(np.asarray(targets))
+            _, utterance_probs = aggregate_segments(np.concatenate(probabilities), batches.utterance_of, aggregate)
+            _, truth = utterance_labels(np.concatenate(labels), batches.utterance_of)
+            classes = list(range(utterance_probs.shape[1]))
+            scores = compute_metrics(truth, utterance_probs.argmax(axis=1), classes)
+            if logs is not None:
+                logs["val_utterance_accuracy"] = scores["wa"]
+                logs["val_utterance_unweighted_accuracy"] = scores["ua"]
+
+    return UtteranceValidation()
+
+
+def recompute_batch_norm_callback(batches, count: int):
+    """Before each validation inside fit, BatchNormalization's moving statistics are recomputed
+    as the average over the first ``count`` batches of the epoch just trained, with the weights
+    as they are now (models/batchnorm.py: recompute_moving_statistics says why). Validation,
+    the best checkpoint and the saved model then all use those statistics."""
+    import keras
+
+    from .models.batchnorm import recompute_moving_statistics
+
+    class RecomputeBatchNorm(keras.callbacks.Callback):
+        fitting, epoch = False, 0
+
+        def on_train_begin(self, logs=None):
+            self.fitting = True
+
+        def on_train_end(self, logs=None):
+            self.fitting = False
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_test_begin(self, logs=None):
+            if self.fitting:  # fit's own validation; the variables are synced with the trainer here
+                n = min(count, len(batches.order(self.epoch)))
+                recompute_moving_statistics(self.model, (batches.batch(i, epoch=self.epoch)[0] for i in range(n)))
+
+    return RecomputeBatchNorm()
+
+
+def time_limit_callback(seconds: float, verbose: int, clock=None):
+    """Stops fitting at the end of the epoch after which the next one would not finish within
+    ``seconds`` of the start of fit (its length taken as the longest epoch so far). The run then
+    ends as any early-stopped one does: best validation checkpoint, test report, metrics."""
+    import time
+
+    import keras
+
+    clock = clock or time.monotonic
+
+    class TimeLimit(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = self.epoch_started = clock()
+            self.longest = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_started = clock()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = clock()
+            self.longest = max(self.longest, now - self.epoch_started)
+            if now - self.started + self.longest > seconds:
+                self.model.stop_training = True
+                if verbose:
+                    print(f"note: stopping after epoch {epoch + 1}: train.time_limit_minutes "
+                          f"({seconds / 60:g}) leaves no time for another epoch")
+
+    return TimeLimit()

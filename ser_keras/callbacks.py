@@ -10,8 +10,8 @@ def utterance_validation_callback(batches, aggregate: str):
     segments' predictions combined by ``features.aggregate``). This callback scores the
     validation part the test report's way after each epoch and logs it beside fit's own figures
     as ``val_utterance_accuracy`` and ``val_utterance_unweighted_accuracy``, so that checkpoints
-    can be selected on what is reported (``train.monitor=val_utterance_unweighted_accuracy``).
-    It comes before the checkpoint, early stopping and history callbacks, which read its logs."""
+    can be selected on what is reported (``train.monitor=val_utterance_unweighted_accuracy``;
+    only then is it added: it predicts the validation part a second time). It comes before the checkpoint, early stopping and history callbacks, which read its logs."""
     import keras
     import numpy as np
 

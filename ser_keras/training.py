@@ -122,8 +122,8 @@ def monitor_name(recipe, config) -> str:
 
 
 def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
-    """Epoch order, (utterance-level validation,) backup (resume), best checkpoint and early
-    stopping on validation, history, NaN guard."""
+    """Epoch order, (utterance-level validation when the monitor asks for it,) backup (resume),
+    best checkpoint and early stopping on validation, history, NaN guard."""
     import keras
 
     from .callbacks import recompute_batch_norm_callback, time_limit_callback, utterance_validation_callback
@@ -134,9 +134,10 @@ def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
     history = run_dir / "history.csv"
     best_so_far = _best_logged(history, monitor, mode)  # a resumed run keeps its earlier best
     val = sources[1]
+    per_utterance = val.utterance_of is not None and monitor.startswith("val_utterance_")  # else not worth a pass
     callbacks = [
         epoch_order_callback(*sources),
-        *([utterance_validation_callback(val, config.features.aggregate)] if val.utterance_of is not None else []),
+        *([utterance_validation_callback(val, config.features.aggregate)] if per_utterance else []),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor=monitor, mode=mode,
                                         save_best_only=True, save_weights_only=True,

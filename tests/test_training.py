@@ -118,6 +118,7 @@ def test_model_keras_holds_the_best_validation_epoch(corpus, tmp_path):
     config = tiny_config("strl_ser", data_dir, cache, epochs=4, **{"train.patience": 10})
     run_dir, _ = training.train(config, runs_dir=tmp_path, progress=False, verbose=0, extra_callbacks=[keep])
     history = pd.read_csv(run_dir / "history.csv")
+    assert "val_utterance_accuracy" not in history  # no second validation pass unless monitored
     monitor = config.recipe.monitor(config)
     best = int(history[monitor].idxmax() if "acc" in monitor else history[monitor].idxmin())
     saved = keras.saving.load_model(run_dir / "model.keras", safe_mode=True).get_layer("classifier")

@@ -230,9 +230,13 @@ def validate(config: RunConfig) -> None:
     if recipe.frontends and config.features.frontend not in recipe.frontends:
         raise ConfigError(f"features.frontend must be one of {', '.join(recipe.frontends)} for {config.arch}, "
                           f"got {json.dumps(config.features.frontend)}")
-    if config.train.segment_weighting != "segment" and recipe.input_kind != SEGMENTS:
-        raise ConfigError(f"train.segment_weighting applies to segment models (strl_ser) only; "
-                          f"{config.arch} trains on whole utterances")
+    if recipe.input_kind != SEGMENTS:
+        if config.train.segment_weighting != "segment":
+            raise ConfigError(f"train.segment_weighting applies to segment models (strl_ser) only; "
+                              f"{config.arch} trains on whole utterances")
+        if config.train.monitor.startswith("val_utterance_"):  # else no checkpoint would ever be kept
+            raise ConfigError(f"train.monitor={config.train.monitor} is logged by segment models (strl_ser) "
+                              f"only; {config.arch} validates whole utterances: use val_unweighted_accuracy")
     unknown_heads = set(config.train.loss_weights) - {"emotion", *recipe.heads}
     if unknown_heads:
         raise ConfigError(f"train.loss_weights names unknown head(s) {', '.join(sorted(unknown_heads))}; "

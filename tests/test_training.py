@@ -156,6 +156,8 @@ def test_segment_model_selects_on_utterance_level_validation(corpus, tmp_path):
     assert scores["wa"] == pytest.approx(history["val_utterance_accuracy"][best], abs=1e-6)
     with pytest.raises(ConfigError, match="train.segment_weighting"):
         tiny_config("cldnn", data_dir, cache, **{"train.segment_weighting": "utterance"})
+    with pytest.raises(ConfigError, match="train.monitor=val_utterance_accuracy"):
+        tiny_config("bigru_mha", data_dir, cache, **{"train.monitor": "val_utterance_accuracy"})
     with pytest.raises(ConfigError, match="train.class_weighting"):
         tiny_config("cldnn", data_dir, cache, **{"train.class_weighting": "inverse"})
 

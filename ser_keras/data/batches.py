@@ -33,10 +33,11 @@ class Batches:
     """
 
     def __init__(self, make_batch: Callable, n_items: int, batch_size: int, shuffle: bool = False,
-                 seed: int = 0, lengths=None, bucket_edges=(), ragged=(), multiple: int = 1, weights=None):
+                 seed: int = 0, lengths=None, bucket_edges=(), ragged=(), multiple: int = 1, weights=None,
+                 utterance_of=None):
         self.make_batch, self.n_items, self.batch_size = make_batch, int(n_items), int(batch_size)
         self.ragged = tuple(ragged)  # input names whose axis 1 (time) differs between batches
-        self.utterance_of = None     # segment parts: each item's utterance (parts.segment_batches)
+        self.utterance_of = utterance_of  # segment parts: each item's utterance (parts.segment_batches)
         self.weights = None if weights is None else np.asarray(weights, np.float32)
         self.shuffle, self.seed, self.multiple = shuffle, int(seed), int(multiple)
         self.buckets = None

@@ -114,9 +114,8 @@ def segment_batches(part: PartInputs, batch_size: int, training: bool, seed: int
     def make(indices):
         return {k: v[indices] for k, v in table.items()}, select_targets(targets, indices)
 
-    batches = Batches(make, len(owners), batch_size, training, seed, multiple=multiple, weights=weights)
-    batches.utterance_of = owners
-    return batches, table
+    return Batches(make, len(owners), batch_size, training, seed, multiple=multiple, weights=weights,
+                   utterance_of=owners), table
 
 
 def sample_weights(labels, owners=None, segment_weighting: str = "segment", class_weighting: str = "none"):
@@ -124,18 +123,17 @@ def sample_weights(labels, owners=None, segment_weighting: str = "segment", clas
 
     ``labels``: one emotion class per utterance; ``owners``: each item's utterance (segments;
     None: items are the utterances). ``class_weighting="balanced"``: an utterance weighs
-    1 / (utterances of its class), as scikit-learn's ``class_weight="balanced"``, so every class
+    1 / (utterances of its class), scikit-learn's ``compute_sample_weight("balanced")``, so every class
     counts equally in the loss (UA's view). ``segment_weighting="utterance"``: a segment weighs
     its utterance's weight / (its utterance's segment count), so a long utterance counts as much
     as a short one, as in the test report and for the SVM."""
+    from sklearn.utils.class_weight import compute_sample_weight
+
     if segment_weighting == "segment" and class_weighting == "none":
         return None
     labels = np.asarray(labels)
     owners = np.arange(len(labels)) if owners is None else np.asarray(owners)
-    per_utterance = np.ones(len(labels))
-    if class_weighting == "balanced":
-        per_utterance = 1.0 / np.bincount(labels)[labels]
-    weights = per_utterance[owners]
+    weights = compute_sample_weight("balanced" if class_weighting == "balanced" else None, labels)[owners]
     if segment_weighting == "utterance":
         weights = weights / np.bincount(owners, minlength=len(labels))[owners]
     return (weights * len(weights) / weights.sum()).astype(np.float32)

@@ -105,7 +105,7 @@ def row(run_dir: Path) -> dict | None:
     command = (run_dir / "command.txt").read_text().strip() if (run_dir / "command.txt").is_file() else ""
     key = (config["arch"], config["data"]["dataset"], config["data"]["protocol"])
     return {
-        "arch": config["arch"], "dataset": config["data"]["dataset"], "protocol": config["data"]["protocol"],
+        "arch": config["arch"], "dataset": dataset_name(config), "protocol": config["data"]["protocol"],
         "split": f"{metrics.get('fold', '')} {sizes.get('train', '?')}/{sizes.get('val', '?')}/{sizes.get('test', '?')}",
         "epochs (best)": epochs,
         "device": f"{env.get('device', '?')}, {env.get('backend', '?')}",
@@ -118,6 +118,14 @@ def row(run_dir: Path) -> dict | None:
         "run": run_name(run_dir) + (f" ({env['code']})" if env.get("code") else ""),
         "command": f"`{command}`",
     }
+
+
+def dataset_name(config: dict) -> str:
+    """The corpus reader, and for ``csv`` (any corpus) which manifest: ``csv (ravdess10.csv)``."""
+    data = config["data"]
+    if data["dataset"] != "csv" or not data.get("data_dir"):
+        return data["dataset"]
+    return f"csv ({Path(data['data_dir']).name})"
 
 
 def run_name(run_dir: Path) -> str:
@@ -176,7 +184,7 @@ def spread_markdown(runs: list[Path]) -> str:
         gap = model - svm
         config = json.loads((next(iter(by_seed.values())) / "config.json").read_text())
         rows.append({
-            "arch": config["arch"], "dataset": config["data"]["dataset"], "protocol": config["data"]["protocol"],
+            "arch": config["arch"], "dataset": dataset_name(config), "protocol": config["data"]["protocol"],
             "seeds (splits)": ", ".join(str(s) for s in sorted(by_seed)),
             "UA %, mean ± sd": f"{model.mean():.1f} ± {model.std():.1f}",
             "SVM UA %, mean ± sd": f"{svm.mean():.1f} ± {svm.std():.1f}",

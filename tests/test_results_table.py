@@ -41,6 +41,7 @@ def test_rows_carry_every_figure_from_the_run_files(tmp_path):
     assert rows["cldnn"]["SVM WA / UA % (same split)"] == "50.0 / 25.0"
     assert rows["cldnn"]["run"] == "a (abc1234)" and rows["bilstm_att_mtl"]["run"] == "b"  # code: where recorded
     assert module.row(tmp_path / "missing") is None
+    assert rows["cldnn"]["dataset"] == "ravdess"
 
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{module.BEGIN}\nold table\n{module.END}\noutro\n")
@@ -48,6 +49,16 @@ def test_rows_carry_every_figure_from_the_run_files(tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old table" not in text
     assert "| cldnn |" in text and "speed 70.0 / 65.0" in text
+
+
+def test_a_csv_corpus_is_named_by_its_manifest(tmp_path):
+    """Two corpora read as ``--dataset csv`` are told apart by their manifest's name."""
+    module = results_table()
+    run = fake_run(tmp_path, "a", "strl_ser", 0.5)
+    config = json.loads((run / "config.json").read_text())
+    config["data"].update(dataset="csv", data_dir="runs/proxy/ravdess10.csv")
+    (run / "config.json").write_text(json.dumps(config))
+    assert module.row(run)["dataset"] == "csv (ravdess10.csv)"
 
 
 def test_runs_record_the_git_commit_of_their_code(tmp_path):

@@ -1,8 +1,42 @@
 """The callbacks that ``train`` adds to fit beyond Keras' own (``training.callbacks_for``):
 utterance-level validation for segment models, BatchNormalization statistics recomputed before
-validation, and a wall-clock limit."""
+validation, a wall-clock limit, and early stopping that a resumed run continues."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+
+def logged_best(history: Path, monitor: str, mode: str):
+    """(best value of ``monitor`` in a run's history.csv, its epoch, epochs logged), or None
+    when nothing is logged yet (a new run)."""
+    import pandas as pd
+
+    if not history.exists() or history.stat().st_size == 0:
+        return None
+    logged = pd.read_csv(history)
+    values = logged.get(monitor)
+    if values is None or values.dropna().empty:
+        return None
+    best_row = values.idxmax() if mode == "max" else values.idxmin()
+    return float(values[best_row]), int(logged["epoch"][best_row]), len(logged)
+
+
+def early_stopping_callback(monitor: str, mode: str, patience: int, history: Path):
+    """Keras' EarlyStopping that, in a resumed run, starts from the best value and the epochs
+    since it in the run's history, so the run stops where an uninterrupted one would (Keras'
+    own starts counting afresh at every fit)."""
+    import keras
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            logged = logged_best(history, monitor, mode)
+            if logged is not None:
+                self.best, self.best_epoch, epochs = logged
+                self.wait = epochs - 1 - self.best_epoch
+
+    return ResumableEarlyStopping(monitor=monitor, mode=mode, patience=patience)
 
 
 def utterance_validation_callback(batches, aggregate: str):

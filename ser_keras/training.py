@@ -11,8 +11,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from . import runs
 from .errors import ConfigError
 from .recipes.base import SEGMENTS
@@ -126,13 +124,14 @@ def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
     best checkpoint and early stopping on validation, history, NaN guard."""
     import keras
 
-    from .callbacks import recompute_batch_norm_callback, time_limit_callback, utterance_validation_callback
+    from .callbacks import (early_stopping_callback, logged_best, recompute_batch_norm_callback,
+                            time_limit_callback, utterance_validation_callback)
     from .data.batches import epoch_order_callback
 
     monitor = monitor_name(recipe, config)
     mode = "max" if "acc" in monitor else "min"
     history = run_dir / "history.csv"
-    best_so_far = _best_logged(history, monitor, mode)  # a resumed run keeps its earlier best
+    logged = logged_best(history, monitor, mode)  # a resumed run keeps its earlier best
     val = sources[1]
     per_utterance = val.utterance_of is not None and monitor.startswith("val_utterance_")  # else not worth a pass
     callbacks = [
@@ -141,8 +140,8 @@ def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor=monitor, mode=mode,
                                         save_best_only=True, save_weights_only=True,
-                                        initial_value_threshold=best_so_far),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.train.patience),
+                                        initial_value_threshold=logged[0] if logged else None),
+        early_stopping_callback(monitor, mode, config.train.patience, history),
         keras.callbacks.CSVLogger(str(history), append=True),
         keras.callbacks.TerminateOnNaN(),
     ]
@@ -155,15 +154,6 @@ def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
     elif verbose:
         print("note: TensorBoard logs need TensorFlow; skipped on this backend")
     return callbacks
-
-
-def _best_logged(history: Path, monitor: str, mode: str):
-    if not history.exists() or history.stat().st_size == 0:
-        return None
-    values = pd.read_csv(history).get(monitor)
-    if values is None or values.dropna().empty:
-        return None
-    return float(values.max() if mode == "max" else values.min())
 
 
 def train(config, runs_dir="runs", command: str | None = None, progress: bool = True,

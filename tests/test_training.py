@@ -333,6 +333,26 @@ def test_time_limit_stops_after_the_last_epoch_that_fits():
     assert stopped_after == 2
 
 
+def test_early_stopping_in_a_resumed_run_counts_the_epochs_logged_before_it(tmp_path):
+    """Best val_loss 0.5 at epoch 1, then two worse epochs: with patience 3, one more worse epoch
+    stops the resumed run, as it would have stopped the uninterrupted one; a better one goes on."""
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,val_loss\n0,1.0\n1,0.5\n2,0.7\n3,0.8\n")
+
+    def resumed(val_loss):
+        stopping = callbacks.early_stopping_callback("val_loss", "min", 3, history)
+        stopping.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+        stopping.model.stop_training = False
+        stopping.on_train_begin()
+        stopping.on_epoch_end(4, {"val_loss": val_loss})
+        return stopping
+
+    assert resumed(0.9).model.stop_training
+    better = resumed(0.4)
+    assert not better.model.stop_training and better.best == 0.4 and better.wait == 0
+    assert callbacks.logged_best(tmp_path / "new.csv", "val_loss", "min") is None  # a new run starts afresh
+
+
 def test_time_limited_run_ends_as_a_complete_run(corpus, tmp_path):
     data_dir, cache = corpus
     config = tiny_config("strl_ser", data_dir, cache, epochs=4,

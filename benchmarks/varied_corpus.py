@@ -13,7 +13,7 @@ do the opt-in weightings close it" can be measured:
 - every utterance is trimmed of its leading and trailing silence (librosa.effects.trim, 30 dB);
 - each speaker's utterances of one emotion are shuffled and joined in groups of 1, 2 or 3
   (probabilities 0.5 / 0.3 / 0.2), with 0.2 s of silence between them, so a clip is one speaker
-  saying one emotion for about 1 to 7 s; every utterance is used once;
+  saying one emotion for about 1 to 10 s; every utterance is used once;
 - the 7 classes that have an Emo-DB counterpart are kept (``calm`` stands for Emo-DB's
   boredom; ``surprised`` has none and is dropped) and cut to Emo-DB's class proportions, as many
   clips as the scarcest class allows.

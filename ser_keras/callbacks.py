@@ -8,8 +8,8 @@ from pathlib import Path
 
 
 def logged_best(history: Path, monitor: str, mode: str):
-    """(best value of ``monitor`` in a run's history.csv, its epoch, epochs logged), or None
-    when nothing is logged yet (a new run)."""
+    """(best value of ``monitor`` in a run's history.csv, its epoch, the last epoch logged), or
+    None when nothing is logged yet (a new run)."""
     import pandas as pd
 
     if not history.exists() or history.stat().st_size == 0:
@@ -19,7 +19,7 @@ def logged_best(history: Path, monitor: str, mode: str):
     if values is None or values.dropna().empty:
         return None
     best_row = values.idxmax() if mode == "max" else values.idxmin()
-    return float(values[best_row]), int(logged["epoch"][best_row]), len(logged)
+    return float(values[best_row]), int(logged["epoch"][best_row]), int(logged["epoch"].iloc[-1])
 
 
 def early_stopping_callback(monitor: str, mode: str, patience: int, history: Path):
@@ -33,8 +33,8 @@ def early_stopping_callback(monitor: str, mode: str, patience: int, history: Pat
             super().on_train_begin(logs)
             logged = logged_best(history, monitor, mode)
             if logged is not None:
-                self.best, self.best_epoch, epochs = logged
-                self.wait = epochs - 1 - self.best_epoch
+                self.best, self.best_epoch, last_epoch = logged
+                self.wait = last_epoch - self.best_epoch
 
     return ResumableEarlyStopping(monitor=monitor, mode=mode, patience=patience)
 

@@ -3,6 +3,7 @@ Emo-DB's class proportions, written as a csv corpus that reads back; a bad --out
 
 from pathlib import Path
 
+import pandas as pd
 import soundfile as sf
 from benchmark_scripts import load_benchmark
 
@@ -66,6 +67,4 @@ def test_an_existing_out_folder_is_one_error_line_and_left_alone(tmp_path, capsy
 
 
 def _read_manifest(out):
-    import pandas as pd
-
     return pd.read_csv(out / "manifest.csv")

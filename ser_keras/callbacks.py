@@ -22,16 +22,15 @@ def logged_best(history: Path, monitor: str, mode: str):
     return float(values[best_row]), int(logged["epoch"][best_row]), int(logged["epoch"].iloc[-1])
 
 
-def early_stopping_callback(monitor: str, mode: str, patience: int, history: Path):
+def early_stopping_callback(monitor: str, mode: str, patience: int, logged=None):
     """Keras' EarlyStopping that, in a resumed run, starts from the best value and the epochs
-    since it in the run's history, so the run stops where an uninterrupted one would (Keras'
-    own starts counting afresh at every fit)."""
+    since it in the run's history (``logged``: ``logged_best`` of it), so the run stops where an
+    uninterrupted one would (Keras' own starts counting afresh at every fit)."""
     import keras
 
     class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         def on_train_begin(self, logs=None):
             super().on_train_begin(logs)
-            logged = logged_best(history, monitor, mode)
             if logged is not None:
                 self.best, self.best_epoch, last_epoch = logged
                 self.wait = last_epoch - self.best_epoch
@@ -45,7 +44,8 @@ def utterance_validation_callback(batches, aggregate: str):
     validation part the test report's way after each epoch and logs it beside fit's own figures
     as ``val_utterance_accuracy`` and ``val_utterance_unweighted_accuracy``, so that checkpoints
     can be selected on what is reported (``train.monitor=val_utterance_unweighted_accuracy``;
-    only then is it added: it predicts the validation part a second time). It comes before the checkpoint, early stopping and history callbacks, which read its logs."""
+    only then is it added: it predicts the validation part a second time). It comes before the
+    checkpoint, early stopping and history callbacks, which read its logs."""
     import keras
     import numpy as np
 

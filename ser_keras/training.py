@@ -141,7 +141,7 @@ def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor=monitor, mode=mode,
                                         save_best_only=True, save_weights_only=True,
                                         initial_value_threshold=logged[0] if logged else None),
-        early_stopping_callback(monitor, mode, config.train.patience, history),
+        early_stopping_callback(monitor, mode, config.train.patience, logged),
         keras.callbacks.CSVLogger(str(history), append=True),
         keras.callbacks.TerminateOnNaN(),
     ]

@@ -340,7 +340,8 @@ def test_early_stopping_in_a_resumed_run_counts_the_epochs_logged_before_it(tmp_
     history.write_text("epoch,val_loss\n0,1.0\n1,0.5\n2,0.7\n3,0.8\n")
 
     def resumed(val_loss):
-        stopping = callbacks.early_stopping_callback("val_loss", "min", 3, history)
+        stopping = callbacks.early_stopping_callback("val_loss", "min", 3,
+                                                     callbacks.logged_best(history, "val_loss", "min"))
         stopping.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
         stopping.model.stop_training = False
         stopping.on_train_begin()

@@ -1,7 +1,12 @@
+import collections
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from sklearn.model_selection import StratifiedGroupKFold
+
+from ser_keras.corpora import read_corpus
 from ser_keras.errors import ConfigError, DataError
 from ser_keras.splits import make_folds
 
@@ -98,3 +103,50 @@ def test_bad_protocol_and_tiny_corpora_are_clear_errors():
         make_folds(fake_manifest(speakers=2), "speaker")
     with pytest.raises(DataError, match="too few"):
         make_folds(m.head(3), "paper")
+
+
+def uneven_manifest(speakers=12, seed=0):
+    """Speakers whose class mixes differ, as in Emo-DB (each speaker 2–12 utterances a class)."""
+    rng = np.random.default_rng(seed)
+    rows = [{"path": f"/x/{s}/{label}{k}.wav", "corpus": "csv", "label": label, "speaker": f"spk{s:02d}"}
+            for s in range(speakers) for label in LABELS for k in range(rng.integers(2, 13))]
+    return pd.DataFrame(rows)
+
+
+def test_speaker_draw_reaches_every_speaker_when_class_mixes_differ():
+    # scikit-learn's StratifiedGroupKFold sorts speakers by the spread of their class counts
+    # and shuffles only ties, so there the same speakers were tested whatever the seed.
+    m = uneven_manifest()
+    tested = collections.Counter()
+    for seed in range(20):
+        (fold,) = make_folds(m, "speaker", seed=seed)
+        tested.update(speakers_of(m, fold.test))
+        shares = m["label"].iloc[fold.test].value_counts(normalize=True)
+        overall = m["label"].value_counts(normalize=True)
+        assert np.allclose(shares[overall.index], overall, atol=0.07)  # still class-balanced
+    assert set(tested) == set(m["speaker"])
+    assert max(tested.values()) <= 10  # no speaker is tested in more than half the draws
+
+
+def tied_ravdess_like_draws(m, seeds):
+    labels, groups = m["label"].to_numpy(), m["speaker"].astype(str).to_numpy()
+    for seed in seeds:
+        (fold,) = make_folds(m, "speaker", seed=seed)
+        n_splits = round(1 / 0.2)
+        _, held = next(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(labels, labels, groups))
+        yield fold, held
+
+
+def test_speakers_with_equal_class_mixes_split_as_scikit_learn_does():
+    # Where every speaker ties (RAVDESS), the recorded --seed splits are scikit-learn's.
+    m = fake_manifest(speakers=10)
+    for fold, held in tied_ravdess_like_draws(m, range(6)):
+        assert np.array_equal(fold.test, np.sort(held))
+
+
+def test_real_ravdess_speaker_splits_are_unchanged(shared_ravdess):
+    m = read_corpus("ravdess", shared_ravdess).manifest
+    for fold, held in tied_ravdess_like_draws(m, range(5)):
+        assert np.array_equal(fold.test, np.sort(held))
+    (fold,) = make_folds(m, "speaker", seed=0)  # the split of the recorded seed-0 runs
+    assert fold.name == "speaker-test-Actor_01+Actor_02+Actor_07+Actor_10+Actor_12"

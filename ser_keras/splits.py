@@ -205,8 +205,9 @@ def _swap_held_groups(counts, order, fold_counts, fold_of) -> None:
     """Swap two groups of different folds, one of them held out (fold 0), whenever that makes
     the shares strictly more even, until no swap does. A deal in random order leaves the
     held-out part's class mix to chance; this evens it out, visiting the groups in the same
-    random order so that every speaker keeps its chance of being held out."""
-    totals, current, improved = counts.sum(axis=0), _spread(fold_counts, counts.sum(axis=0)), True
+    random order so that no speaker is favoured by its place in the corpus."""
+    totals = counts.sum(axis=0)
+    current, improved = _spread(fold_counts, totals), True
     while improved:
         improved = False
         for a, b in itertools.product(order, order):

@@ -68,8 +68,10 @@ def run_folders(paths: list[Path]) -> list[Path]:
 
 
 def record(run_dir: Path, to: Path) -> Path:
-    """Copy the run's RECORD_FILES to ``to/<run name>/`` (replacing an earlier copy); returns that folder."""
-    target = to / run_name(run_dir)
+    """Copy the run's RECORD_FILES to ``to/<run name>/`` (replacing an earlier copy of the same
+    run); returns that folder. Two runs started in the same second in different runs folders
+    share a name: the second is recorded as ``<run name>-2``, never over the first."""
+    target = _record_folder(run_dir, to)
     if target.resolve() == run_dir.resolve():  # already the record (``results --record-to results``)
         return target
     if target.exists():
@@ -79,6 +81,19 @@ def record(run_dir: Path, to: Path) -> Path:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run_dir / name, target / name)
     return target
+
+
+def _record_folder(run_dir: Path, to: Path) -> Path:
+    """``to/<run name>``, or the first ``-N`` suffix that is free or already this run's record
+    (the same command.txt and config.json: the run recorded before)."""
+    name = run_name(run_dir)
+    for suffix in range(1, 1000):
+        target = to / (name if suffix == 1 else f"{name}-{suffix}")
+        if not target.exists() or target.resolve() == run_dir.resolve() or all(
+                (target / f).is_file() and (target / f).read_bytes() == (run_dir / f).read_bytes()
+                for f in ("command.txt", "config.json")):
+            return target
+    raise SystemExit(f"error: no free record name for {run_dir} under {to}")
 
 
 def row(run_dir: Path) -> dict | None:

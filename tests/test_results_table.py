@@ -119,6 +119,21 @@ def test_records_keep_what_the_table_needs_and_nothing_heavy(tmp_path):
     assert module.main([str(tmp_path / "nowhere")]) == 2
 
 
+def test_two_runs_of_one_name_get_two_records(tmp_path):
+    """Runs started in the same second in two runs folders share a name; neither record overwrites
+    the other, and recording a run again replaces its own record."""
+    module = results_table()
+    first = fake_run(tmp_path / "runs-a", "strl_ser-csv-1", "strl_ser", 0.9)
+    second = fake_run(tmp_path / "runs-b", "strl_ser-csv-1", "strl_ser", 0.6)
+    (second / "command.txt").write_text("python cli.py train --arch strl_ser --runs-dir runs-b\n")
+    records = tmp_path / "results"
+    assert module.main([str(first), str(second), "--record-to", str(records)]) == 0
+    assert module.main([str(second), "--record-to", str(records)]) == 0  # again: its own record
+    assert sorted(p.name for p in records.iterdir()) == ["strl_ser-csv-1", "strl_ser-csv-1-2"]
+    assert module.row(records / "strl_ser-csv-1")["WA / UA %"] == "90.0 / 89.0"
+    assert module.row(records / "strl_ser-csv-1-2")["WA / UA %"] == "60.0 / 59.0"
+
+
 def test_readme_tables_are_the_ones_the_committed_records_give():
     """Every figure in the README's results table and seed table comes from results/, regenerated
     here on a clean clone."""

@@ -184,17 +184,18 @@ def _spread(fold_counts, class_totals) -> float:
 
 def _deal_groups(counts, order, n_folds):
     """Class counts per fold and each group's fold: the groups taken in ``order``, each to the
-    fold where it leaves the shares most even, ties to the smaller fold."""
+    fold where it leaves the shares most even, ties (np.isclose's tolerances) to the smaller fold."""
     fold_counts = np.zeros((n_folds, counts.shape[1]))
     fold_of = np.zeros(len(counts), dtype=int)
+    totals = counts.sum(axis=0)
     for group in order:
+        trial = np.repeat(fold_counts[None], n_folds, axis=0)
+        trial[np.arange(n_folds), np.arange(n_folds)] += counts[group]  # trial k: the group in fold k
+        spreads = np.mean(np.std(trial / totals, axis=1), axis=-1)
         best, best_spread, best_size = 0, np.inf, np.inf
-        for fold in range(n_folds):
-            fold_counts[fold] += counts[group]
-            spread = _spread(fold_counts, counts.sum(axis=0))
-            fold_counts[fold] -= counts[group]
-            size = fold_counts[fold].sum()
-            if spread < best_spread or (np.isclose(spread, best_spread) and size < best_size):
+        for fold, (spread, size) in enumerate(zip(spreads, fold_counts.sum(axis=1))):
+            tie = abs(spread - best_spread) <= 1e-8 + 1e-5 * abs(best_spread)
+            if spread < best_spread or (tie and size < best_size):
                 best, best_spread, best_size = fold, spread, size
         fold_counts[best] += counts[group]
         fold_of[group] = best
@@ -205,24 +206,31 @@ def _swap_held_groups(counts, order, fold_counts, fold_of) -> None:
     """Swap two groups of different folds, one of them held out (fold 0), whenever that makes
     the shares strictly more even, until no swap does. A deal in random order leaves the
     held-out part's class mix to chance; this evens it out, visiting the groups in the same
-    random order so that no speaker is favoured by its place in the corpus."""
+    random order so that no speaker is favoured by its place in the corpus. For each group the
+    swaps with all others are scored at once; the first that helps (in that order) is made."""
     totals = counts.sum(axis=0)
     current, improved = _spread(fold_counts, totals), True
     while improved:
         improved = False
-        for a, b in itertools.product(order, order):
-            fa, fb = fold_of[a], fold_of[b]
-            if fa == fb or 0 not in (fa, fb):
-                continue
-            moved = counts[b] - counts[a]
-            fold_counts[fa] += moved
-            fold_counts[fb] -= moved
-            spread = _spread(fold_counts, totals)
-            if spread < current - 1e-12:
-                fold_of[a], fold_of[b], current, improved = fb, fa, spread, True
-            else:
-                fold_counts[fa] -= moved
-                fold_counts[fb] += moved
+        for a in order:
+            start = 0
+            while start < len(order):
+                others = order[start:]
+                fa, fb = fold_of[a], fold_of[others]
+                moved = counts[others] - counts[a]
+                trial = np.repeat(fold_counts[None], len(others), axis=0)
+                trial[:, fa] += moved
+                trial[np.arange(len(others)), fb] -= moved
+                spreads = np.mean(np.std(trial / totals, axis=1), axis=-1)
+                helps = (fb != fa) & ((fa == 0) | (fb == 0)) & (spreads < current - 1e-12)
+                if not helps.any():
+                    break
+                k = int(np.argmax(helps))
+                b = others[k]
+                fold_counts[fa] += moved[k]
+                fold_counts[fb[k]] -= moved[k]
+                fold_of[a], fold_of[b], current, improved = fb[k], fa, spreads[k], True
+                start += k + 1
 
 
 def check_fold(manifest: pd.DataFrame, fold: Fold, speaker_independent: bool) -> None:

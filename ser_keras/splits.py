@@ -13,7 +13,6 @@ early stopping and checkpoint selection see only training speakers / utterances.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,9 +176,10 @@ def _group_split(positions, labels, groups, fraction, seed):
     return positions[~held], positions[held]
 
 
-def _spread(fold_counts, class_totals) -> float:
-    """How unevenly the classes are shared out over the folds (StratifiedGroupKFold's criterion)."""
-    return float(np.mean(np.std(fold_counts / class_totals, axis=0)))
+def _spreads(trials, class_totals) -> np.ndarray:
+    """For each trial assignment (class counts per fold), how unevenly the classes are shared
+    out over the folds: StratifiedGroupKFold's criterion, scored for many trials at once."""
+    return np.mean(np.std(trials / class_totals, axis=1), axis=-1)
 
 
 def _deal_groups(counts, order, n_folds):
@@ -191,7 +191,7 @@ def _deal_groups(counts, order, n_folds):
     for group in order:
         trial = np.repeat(fold_counts[None], n_folds, axis=0)
         trial[np.arange(n_folds), np.arange(n_folds)] += counts[group]  # trial k: the group in fold k
-        spreads = np.mean(np.std(trial / totals, axis=1), axis=-1)
+        spreads = _spreads(trial, totals)
         best, best_spread, best_size = 0, np.inf, np.inf
         for fold, (spread, size) in enumerate(zip(spreads, fold_counts.sum(axis=1))):
             tie = abs(spread - best_spread) <= 1e-8 + 1e-5 * abs(best_spread)
@@ -209,7 +209,7 @@ def _swap_held_groups(counts, order, fold_counts, fold_of) -> None:
     random order so that no speaker is favoured by its place in the corpus. For each group the
     swaps with all others are scored at once; the first that helps (in that order) is made."""
     totals = counts.sum(axis=0)
-    current, improved = _spread(fold_counts, totals), True
+    current, improved = _spreads(fold_counts[None], totals)[0], True
     while improved:
         improved = False
         for a in order:
@@ -221,7 +221,7 @@ def _swap_held_groups(counts, order, fold_counts, fold_of) -> None:
                 trial = np.repeat(fold_counts[None], len(others), axis=0)
                 trial[:, fa] += moved
                 trial[np.arange(len(others)), fb] -= moved
-                spreads = np.mean(np.std(trial / totals, axis=1), axis=-1)
+                spreads = _spreads(trial, totals)
                 helps = (fb != fa) & ((fa == 0) | (fb == 0)) & (spreads < current - 1e-12)
                 if not helps.any():
                     break

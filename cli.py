@@ -121,7 +121,7 @@ def cmd_baseline(args):
     from ser_keras.baseline import run_baseline
     from ser_keras.metrics import format_metrics
 
-    metrics, out = run_baseline(args.run_dir)
+    metrics, out = run_baseline(args.run_dir, data_dir=args.data_dir)
     print(format_metrics(metrics))
     print(f"baseline written to {out}")
 
@@ -253,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("baseline", help="RBF SVM on IS10 functionals, on exactly a run's split")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data-dir", metavar="DIR", help="the corpus' folder on this machine, for a run trained on "
+                                                     "another (its recorded file paths are re-rooted here)")
     p.set_defaults(func=cmd_baseline)
 
     p = commands.add_parser("cv", help="train and test every fold of a protocol; mean ± std table")

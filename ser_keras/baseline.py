@@ -36,8 +36,9 @@ def fit_svm(x_train, y_train, x_val, y_val, seed: int = 0):
     return svm.fit(x_train, y_train), best, scores
 
 
-def run_baseline(run_dir, progress: bool = True) -> tuple[dict, Path]:
-    """Train and test the SVM on a finished run's split; returns (metrics, output folder)."""
+def run_baseline(run_dir, progress: bool = True, data_dir=None) -> tuple[dict, Path]:
+    """Train and test the SVM on a finished run's split; returns (metrics, output folder).
+    ``data_dir``: the corpus' folder on this machine, for a run trained on another one."""
     from . import reports
     from .errors import DataError
     from .metrics import compute_metrics
@@ -47,11 +48,12 @@ def run_baseline(run_dir, progress: bool = True) -> tuple[dict, Path]:
     config, classes = runs.read_config(run_dir), runs.read_classes(run_dir)
     # sorted like the corpus readers list files, so a run that prepared IS10 already (strl_ser)
     # shares its cache instead of running openSMILE again
-    split = runs.read_split(run_dir).sort_values("path").reset_index(drop=True)
+    split = runs.read_split(run_dir, data_dir).sort_values("path").reset_index(drop=True)
     missing = ~split["path"].map(lambda p: Path(p).is_file())
     if missing.any():
         raise DataError(f"{int(missing.sum())} of the run's files are missing (e.g. {split['path'][missing].iloc[0]}); "
-                        f"the baseline needs the run's exact split")
+                        f"the baseline needs the run's exact split (--data-dir: the corpus' folder, "
+                        f"for a run trained on another machine)")
     prepared = prepare_corpus(split.assign(corpus=config.data.dataset), IS10_RATE, cache_dir=config.data.cache_dir,
                               is10=True, progress=progress)
     kept = prepared.manifest.reset_index(drop=True)

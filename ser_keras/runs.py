@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import RunDirError
+from .errors import DataError, RunDirError
 
 REQUIRED = ("config.json", "classes.json", "model.keras")
 FINISHED_MARKER = "metrics.json"
@@ -194,11 +194,28 @@ def read_classes(run_dir) -> list:
     return list(json.loads((Path(run_dir) / "classes.json").read_text()))
 
 
-def read_split(run_dir) -> pd.DataFrame:
+def read_split(run_dir, data_dir=None) -> pd.DataFrame:
+    """The run's split.csv; with ``data_dir``, its file paths re-rooted there (``relocate``)."""
     path = Path(run_dir) / "split.csv"
     if not path.is_file():
         raise RunDirError(f"'{run_dir}' has no split.csv; re-train it to evaluate its test part")
-    return pd.read_csv(path)
+    split = pd.read_csv(path)
+    return split if data_dir is None else split.assign(path=relocate(split["path"], data_dir))
+
+
+def relocate(paths: pd.Series, data_dir) -> pd.Series:
+    """The recorded files of a run trained on another machine, found under ``data_dir`` (the
+    corpus' folder here): every path loses the same leading folders (that machine's corpus root),
+    as many as the longest tail of the first path that exists under ``data_dir`` shows."""
+    root = Path(data_dir).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(f"--data-dir '{data_dir}' is not a folder")
+    first = Path(paths.iloc[0]).parts
+    drop = next((k for k in range(1, len(first)) if root.joinpath(*first[k:]).is_file()), None)
+    if drop is None:
+        raise DataError(f"the run's file '{paths.iloc[0]}' is not under --data-dir '{data_dir}' "
+                        f"(looked for '{first[-1]}' and the folders above it)")
+    return paths.map(lambda p: str(root.joinpath(*Path(p).parts[drop:])))
 
 
 def load_model(run_dir):

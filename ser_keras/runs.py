@@ -53,9 +53,11 @@ def code_version(root: Path = Path(__file__).resolve().parents[1]) -> str | None
     """The git commit the code at ``root`` was checked out at, with "+changes" when tracked files
     differ from it; None unless ``root`` is the top of a git checkout (an installed package inside
     some other repository must not report that repository's commit). Two runs of one command from
-    different code (e.g. before and after a fix) are then told apart in the results table."""
+    different code (e.g. before and after a fix) are then told apart in the results table.
+    A copy without git (a working tree carried to an offline GPU machine) can name its commit in
+    SER_KERAS_CODE (benchmarks/offline_gpu_runs.sh sets it from git before the copy is made)."""
     if not (root / ".git").exists():  # a folder in a clone, or a file in a worktree
-        return None
+        return os.environ.get("SER_KERAS_CODE") or None
 
     def git(*args):
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)

@@ -61,9 +61,9 @@ def test_a_csv_corpus_is_named_by_its_manifest(tmp_path):
     assert module.row(run)["dataset"] == "csv (ravdess10.csv)"
 
 
-def test_runs_record_the_git_commit_of_their_code(tmp_path):
+def test_runs_record_the_git_commit_of_their_code(tmp_path, monkeypatch):
     """config.json's environment names the code that trained a run: the commit, marked when
-    tracked files were changed, and nothing outside a git checkout."""
+    tracked files were changed, and outside a git checkout nothing, or what SER_KERAS_CODE names."""
     import subprocess
 
     from ser_keras.runs import code_version
@@ -84,6 +84,11 @@ def test_runs_record_the_git_commit_of_their_code(tmp_path):
     assert code_version(tmp_path) == commit + "+changes"
     (tmp_path / "site-packages").mkdir()
     assert code_version(tmp_path / "site-packages") is None  # inside someone else's repository
+    # a copy without git (carried to an offline GPU machine) names its commit in SER_KERAS_CODE;
+    # a git checkout ignores it
+    monkeypatch.setenv("SER_KERAS_CODE", "abc1234+changes")
+    assert code_version(tmp_path / "site-packages") == "abc1234+changes"
+    assert code_version(tmp_path) == commit + "+changes"
 
 
 def test_records_keep_what_the_table_needs_and_nothing_heavy(tmp_path):

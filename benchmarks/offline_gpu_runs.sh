@@ -39,7 +39,7 @@ run() {
   [ ${#jobs[@]} -gt 0 ] || jobs=(cldnn:speaker cldnn:paper bigru_mha:speaker)
   # librosa (the front ends' filterbanks) imports numba, which the bundle leaves out: its wheels
   # (llvmlite, about 45 MB) do not fit beside the corpus in one carry
-  python3 -c "import numba" 2> /dev/null || { echo "numba is not installed here; librosa needs it"; return 1; }
+  python3 -c "import numba" 2> /dev/null || { echo "numba is not installed here; librosa needs it (pip download numba llvmlite, for this machine's python)"; return 1; }
   if ! python3 -c "import keras, librosa, soundfile" 2> /dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --target .offline/site .offline/whl/*.whl
     export PYTHONPATH=$PWD/.offline/site${PYTHONPATH:+:$PYTHONPATH}

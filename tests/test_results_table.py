@@ -72,6 +72,7 @@ def test_runs_record_the_git_commit_of_their_code(tmp_path, monkeypatch):
         return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=tmp_path,
                               capture_output=True, text=True, check=True).stdout.strip()
 
+    monkeypatch.delenv("SER_KERAS_CODE", raising=False)
     assert code_version(tmp_path) is None
     git("init", "-q")
     (tmp_path / "model.py").write_text("a = 1\n")

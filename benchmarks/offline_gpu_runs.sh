@@ -18,6 +18,7 @@
 #   python cli.py baseline R --data-dir ../shared/data/ravdess
 #   python benchmarks/results_table.py R --record-to results --readme README.md
 set -euo pipefail
+shopt -s nullglob  # runs/* with no run in it is no run, not a file named "runs/*"
 cd "$(dirname "$0")/.."
 corpus=../shared/data/ravdess  # the CPU rows' --data-dir, so the table's commands read the same
 

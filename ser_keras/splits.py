@@ -182,6 +182,13 @@ def _spreads(trials, class_totals) -> np.ndarray:
     return np.mean(np.std(trials / class_totals, axis=1), axis=-1)
 
 
+def _spread_of(sum_sq, mean, n_folds) -> np.ndarray:
+    """The same criterion from each class' sum of squared shares and mean share, so that a swap
+    updates the sums alone. The deal keeps ``_spreads``: its exact ties (RAVDESS) are broken by
+    fold size, and this form's rounding would turn some of them into strict wins."""
+    return np.mean(np.sqrt(np.maximum(sum_sq / n_folds - mean ** 2, 0.0)), axis=-1)
+
+
 def _deal_groups(counts, order, n_folds):
     """Class counts per fold and each group's fold: the groups taken in ``order``, each to the
     fold where it leaves the shares most even, ties (np.isclose's tolerances) to the smaller fold."""
@@ -215,13 +222,9 @@ def _swap_held_groups(counts, order, fold_counts, fold_of) -> None:
     speakers this made leave-one-speaker-out's validation draws about 2x faster (same folds)."""
     totals = counts.sum(axis=0)
     n_folds, shares = len(fold_counts), fold_counts / totals
-    mean_sq = (1.0 / n_folds) ** 2  # every class' mean share over the folds
-
-    def spreads(sum_sq):
-        return np.mean(np.sqrt(np.maximum(sum_sq / n_folds - mean_sq, 0.0)), axis=-1)
-
+    mean = np.full(len(totals), 1.0 / n_folds)  # every class' mean share over the folds, all groups dealt
     sum_sq = (shares ** 2).sum(axis=0)
-    current, improved = spreads(sum_sq), True
+    current, improved = _spread_of(sum_sq, mean, n_folds), True
     while improved:
         improved = False
         for a in order:
@@ -232,7 +235,7 @@ def _swap_held_groups(counts, order, fold_counts, fold_of) -> None:
                 moved = (counts[others] - counts[a]) / totals  # shares from fold fb to fold fa
                 trial = (sum_sq - shares[fa] ** 2 - shares[fb] ** 2
                          + (shares[fa] + moved) ** 2 + (shares[fb] - moved) ** 2)
-                trial_spreads = spreads(trial)
+                trial_spreads = _spread_of(trial, mean, n_folds)
                 helps = (fb != fa) & ((fa == 0) | (fb == 0)) & (trial_spreads < current - 1e-12)
                 if not helps.any():
                     break

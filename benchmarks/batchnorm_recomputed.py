@@ -2,26 +2,45 @@
 an unfinished run's validation part scored with its latest weights, first with the moving
 statistics as stored, then with them recomputed from training batches ("precise BN").
 
-    python benchmarks/batchnorm_recomputed.py RUN_DIR [--batches 20]
+    python benchmarks/batchnorm_recomputed.py RUN_DIR [--batches 20] [--clean]
 
 RUN_DIR is a run interrupted or still training (it has ``backup/latest.weights.h5``; copy a
 running one first, its backup is rewritten every epoch). The recomputed statistics are the plain
 average over ``--batches`` training batches of the run's next epoch order, in training mode
-(augmentation and dropout as in training), with the same weights.
+(augmentation and dropout as in training), with the same weights. ``--clean`` adds a third line:
+recomputed over the same batches with the augmentation layer passing the audio through, as it does
+at inference (whether statistics of augmented audio are what misleads validation).
 """
 
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 from pathlib import Path
 
 from batchnorm_start_values import load_latest
+
+
+@contextmanager
+def augmentation_bypassed(model):
+    """Every WaveformAugmentation inside ``model`` returns its input, even when training (eager)."""
+    from ser_keras.augment import WaveformAugmentation
+
+    layers = [layer for layer in model._flatten_layers() if isinstance(layer, WaveformAugmentation)]
+    for layer in layers:
+        layer.call = lambda waveform, training=None: waveform
+    try:
+        yield len(layers)
+    finally:
+        for layer in layers:
+            del layer.call  # back to the class' method
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--clean", action="store_true", help="also recompute without augmentation")
     args = parser.parse_args(argv)
     if args.batches < 1:
         parser.error("--batches must be >= 1")
@@ -37,10 +56,19 @@ def main(argv=None):
 
     print(f"{args.run_dir}: {epochs} epochs")
     score("moving statistics as stored")
-    order = plan.train.order(epochs)
-    used = recompute_moving_statistics(
-        plan.target, (plan.train.batch(i, epoch=epochs)[0] for i in range(min(args.batches, len(order)))))
+    count = min(args.batches, len(plan.train.order(epochs)))
+
+    def batches():
+        return (plan.train.batch(i, epoch=epochs)[0] for i in range(count))
+
+    used = recompute_moving_statistics(plan.target, batches())
     score(f"recomputed over {used} batches")
+    if args.clean:
+        with augmentation_bypassed(plan.target) as bypassed:
+            if not bypassed:
+                parser.error(f"{args.run_dir} trains without augmentation: --clean has nothing to leave out")
+            recompute_moving_statistics(plan.target, batches())
+        score(f"recomputed over {used} batches, augmentation off")
 
 
 if __name__ == "__main__":

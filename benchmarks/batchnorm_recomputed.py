@@ -21,16 +21,20 @@ from pathlib import Path
 from batchnorm_start_values import load_latest
 
 
-@contextmanager
-def augmentation_bypassed(model):
-    """Every WaveformAugmentation inside ``model`` returns its input, even when training (eager)."""
+def augmentation_layers(model) -> list:
+    """Every WaveformAugmentation inside ``model``, nested models included."""
     from ser_keras.augment import WaveformAugmentation
 
-    layers = [layer for layer in model._flatten_layers() if isinstance(layer, WaveformAugmentation)]
+    return [layer for layer in model._flatten_layers() if isinstance(layer, WaveformAugmentation)]
+
+
+@contextmanager
+def augmentation_bypassed(layers):
+    """The given augmentation layers return their input, even when training (eager calls)."""
     for layer in layers:
         layer.call = lambda waveform, training=None: waveform
     try:
-        yield len(layers)
+        yield
     finally:
         for layer in layers:
             del layer.call  # back to the class' method
@@ -54,6 +58,10 @@ def main(argv=None):
         print(f"{label}: val accuracy {logs[emotion + 'accuracy']:.3f}  "
               f"val UA {logs[emotion + 'unweighted_accuracy']:.3f}  val loss {logs['loss']:.3f}")
 
+    augmenting = augmentation_layers(plan.target)
+    if args.clean and not augmenting:
+        parser.error(f"{args.run_dir} trains without augmentation: --clean has nothing to leave out")
+
     print(f"{args.run_dir}: {epochs} epochs")
     score("moving statistics as stored")
     count = min(args.batches, len(plan.train.order(epochs)))
@@ -64,9 +72,7 @@ def main(argv=None):
     used = recompute_moving_statistics(plan.target, batches())
     score(f"recomputed over {used} batches")
     if args.clean:
-        with augmentation_bypassed(plan.target) as bypassed:
-            if not bypassed:
-                parser.error(f"{args.run_dir} trains without augmentation: --clean has nothing to leave out")
+        with augmentation_bypassed(augmenting):
             recompute_moving_statistics(plan.target, batches())
         score(f"recomputed over {used} batches, augmentation off")
 

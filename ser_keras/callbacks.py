@@ -103,7 +103,8 @@ def recompute_batch_norm_callback(batches, count: int):
 def time_limit_callback(seconds: float, verbose: int, clock=None):
     """Stops fitting at the end of the epoch after which the next one would not finish within
     ``seconds`` of the start of fit (its length taken as the longest epoch so far). The run then
-    ends as any early-stopped one does: best validation checkpoint, test report, metrics."""
+    ends as any early-stopped one does (best validation checkpoint, test report, metrics) but
+    keeps its backup, so the same command continues it (``stopped_after``: the epochs run, if so)."""
     import time
 
     import keras
@@ -114,6 +115,7 @@ def time_limit_callback(seconds: float, verbose: int, clock=None):
         def on_train_begin(self, logs=None):
             self.started = self.epoch_started = clock()
             self.longest = 0.0
+            self.stopped_after = None
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch_started = clock()
@@ -121,8 +123,12 @@ def time_limit_callback(seconds: float, verbose: int, clock=None):
         def on_epoch_end(self, epoch, logs=None):
             now = clock()
             self.longest = max(self.longest, now - self.epoch_started)
+            last = epoch + 1 >= (self.params or {}).get("epochs", epoch + 2)
+            if self.model.stop_training or last:  # fit ends anyway (early stopping, NaN, last epoch)
+                return
             if now - self.started + self.longest > seconds:
                 self.model.stop_training = True
+                self.stopped_after = epoch + 1
                 if verbose:
                     print(f"note: stopping after epoch {epoch + 1}: train.time_limit_minutes "
                           f"({seconds / 60:g}) leaves no time for another epoch")

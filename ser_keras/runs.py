@@ -11,7 +11,8 @@
       metrics.json    written LAST: a run is finished exactly when it has one
 
 An unfinished run (no metrics.json) is resumed by the same `train` command and refused by
-`evaluate`, `export` and `predict`.
+`evaluate`, `export` and `predict`. A run its time limit cut has metrics.json and keeps backup/:
+the same command continues it, and it is unfinished again until it ends.
 """
 
 from __future__ import annotations
@@ -104,14 +105,16 @@ def settings_of(saved: dict) -> dict:
 
 
 def open_run_dir(runs_dir, config, resumable=lambda d: (d / "backup").is_dir()) -> tuple[Path, bool]:
-    """A new run directory, or the unfinished one of an identical earlier command (resume)."""
+    """A new run directory, or the resumable one (unfinished, or cut by its time limit: it has a
+    backup) of an identical earlier command, reopened: no metrics.json until it ends again."""
     runs_dir = Path(runs_dir)
     resolved = config.to_dict()
     prefix = f"{config.arch}-{config.data.dataset}-"
     for candidate in sorted(runs_dir.glob(prefix + "*"), reverse=True):
         saved = candidate / "config.json"
-        if saved.exists() and not is_finished(candidate) and resumable(candidate):
+        if saved.exists() and resumable(candidate):
             if settings_of(json.loads(saved.read_text())) == resolved:
+                (candidate / FINISHED_MARKER).unlink(missing_ok=True)
                 return candidate, True
     return unique_dir(runs_dir, prefix.rstrip("-")), False
 

@@ -137,7 +137,8 @@ def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
     callbacks = [
         epoch_order_callback(*sources),
         *([utterance_validation_callback(val, config.features.aggregate)] if per_utterance else []),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        # kept when fit ends (train removes it), so that a run its time limit stopped can go on
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor=monitor, mode=mode,
                                         save_best_only=True, save_weights_only=True,
                                         initial_value_threshold=logged[0] if logged else None),
@@ -192,18 +193,25 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
             split = runs.split_table(data.manifest, fold, head_label_columns(recipe, targets))
             runs.write_header(run_dir, config, command or runs.current_command(), data.class_names, split)
         elif verbose:
-            print(f"resuming unfinished run {run_dir}")
+            print(f"resuming run {run_dir} from its backup")
         if not resumed:  # a resumed run's statistics come back from its backup
             start_batch_norm_from(plan.target, plan.train)
+        fit_callbacks = callbacks_for(run_dir, recipe, config, (plan.train, plan.val), verbose)
         plan.target.fit(as_loader(plan.train), validation_data=as_loader(plan.val), epochs=config.train.epochs,
-                        callbacks=callbacks_for(run_dir, recipe, config, (plan.train, plan.val), verbose)
-                        + list(extra_callbacks), verbose=verbose, shuffle=False)  # Batches shuffle (seeded)
+                        callbacks=fit_callbacks + list(extra_callbacks), verbose=verbose,
+                        shuffle=False)  # Batches shuffle (seeded)
         best = run_dir / "best.weights.h5"
         if best.exists():
             plan.target.load_weights(best)  # the epoch with the best *validation* score
         runs.save_model(plan.run_model.model, run_dir)
         metrics = report_run(run_dir, plan.run_model.model, config, data, fold)
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)  # finished: nothing left to resume
+    cut_at = max((getattr(callback, "stopped_after", None) or 0 for callback in fit_callbacks), default=0)
+    if cut_at:  # by train.time_limit_minutes: the backup stays for the same command to go on
+        if verbose:
+            print(f"note: the time limit cut this run at epoch {cut_at} of {config.train.epochs}; "
+                  f"the same command continues it")
+    else:
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)  # finished: nothing left to resume
     return run_dir, metrics
 
 

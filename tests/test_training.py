@@ -11,7 +11,7 @@ import pytest
 
 from tiny import tiny_config, tiny_corpus
 
-from ser_keras import callbacks, training
+from ser_keras import callbacks, runs, training
 from ser_keras.errors import ConfigError
 
 ARCHS = ("cldnn", "bigru_mha", "strl_ser", "bilstm_att_mtl")
@@ -330,7 +330,22 @@ def test_time_limit_stops_after_the_last_epoch_that_fits():
             stopped_after = epoch + 1
             break
     # epoch 1 ends at 20 s (another 10 s fits in 45), epoch 2 at 40 s (50 would not)
-    assert stopped_after == 2
+    assert stopped_after == 2 and limit.stopped_after == 2
+
+
+@pytest.mark.parametrize("ends_anyway", ["early_stopping", "last_epoch"])
+def test_time_limit_does_not_claim_a_fit_that_ends_anyway(ends_anyway):
+    """Past the limit at epoch 2 of 2, or when early stopping stopped fit first, the run ended
+    on its own: the time limit must not keep its backup for a continuation."""
+    ticks = iter(range(0, 1000, 10))
+    limit = callbacks.time_limit_callback(15, verbose=0, clock=lambda: next(ticks))
+    limit.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    limit.set_params({"epochs": 2 if ends_anyway == "last_epoch" else 5})
+    limit.model.stop_training = ends_anyway == "early_stopping"
+    limit.on_train_begin()
+    limit.on_epoch_begin(1)
+    limit.on_epoch_end(1)  # 20 s in, 10 s epochs, 15 s limit: past it
+    assert limit.stopped_after is None
 
 
 def test_early_stopping_in_a_resumed_run_counts_the_epochs_logged_before_it(tmp_path):
@@ -354,14 +369,22 @@ def test_early_stopping_in_a_resumed_run_counts_the_epochs_logged_before_it(tmp_
     assert callbacks.logged_best(tmp_path / "new.csv", "val_loss", "min") is None  # a new run starts afresh
 
 
-def test_time_limited_run_ends_as_a_complete_run(corpus, tmp_path):
+def test_time_limited_run_ends_complete_and_the_same_command_continues_it(corpus, tmp_path):
+    """A cut run is scored like an early-stopped one, keeps its backup, and the same command goes
+    on from the next epoch in the same folder (here: cut again, one epoch later)."""
     data_dir, cache = corpus
     config = tiny_config("strl_ser", data_dir, cache, epochs=4,
                          **{"train.patience": 10, "train.time_limit_minutes": 1e-6})
     run_dir, metrics = training.train(config, runs_dir=tmp_path, progress=False, verbose=0)
     assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == [0]  # no epoch takes under 60 µs
     assert (run_dir / "metrics.json").exists() and 0 <= metrics["ua"] <= 1
-    assert not (run_dir / "backup").exists()
+    assert (run_dir / "backup").is_dir() and runs.check_run_dir(run_dir) == run_dir
+    again, _ = training.train(config, runs_dir=tmp_path, progress=False, verbose=0)
+    assert again == run_dir and list(pd.read_csv(run_dir / "history.csv")["epoch"]) == [0, 1]
+    assert runs.is_finished(run_dir)
+    other, _ = training.train(tiny_config("strl_ser", data_dir, cache, epochs=1), runs_dir=tmp_path,
+                              progress=False, verbose=0)  # another command: a new run, no backup left
+    assert other != run_dir and not (other / "backup").exists()
     with pytest.raises(ConfigError, match="train.time_limit_minutes"):
         tiny_config("strl_ser", data_dir, cache, **{"train.time_limit_minutes": 0})
 

@@ -162,8 +162,9 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
     """Train one fold of ``config``; returns (run directory, test metrics).
 
     The run directory is created only once data and model are ready, so a bad setting leaves
-    nothing behind; an interrupted fit leaves a ``backup/`` that the same command resumes from,
-    and a run has ``metrics.json`` only once everything else is written.
+    nothing behind; an interrupted fit, or one that ``train.time_limit_minutes`` cut (scored all
+    the same), leaves a ``backup/`` that the same command resumes from, and a run has
+    ``metrics.json`` only once everything else is written.
     """
     import keras
 

@@ -206,7 +206,7 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
             plan.target.load_weights(best)  # the epoch with the best *validation* score
         runs.save_model(plan.run_model.model, run_dir)
         metrics = report_run(run_dir, plan.run_model.model, config, data, fold)
-    cut_at = max((getattr(callback, "stopped_after", None) or 0 for callback in fit_callbacks), default=0)
+    cut_at = next((c.stopped_after for c in fit_callbacks if getattr(c, "stopped_after", None)), None)
     if cut_at:  # by train.time_limit_minutes: the backup stays for the same command to go on
         if verbose:
             print(f"note: the time limit cut this run at epoch {cut_at} of {config.train.epochs}; "

@@ -67,7 +67,9 @@ run() {
   local failed=0 pid
   for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
   for run_dir in runs/*; do  # the new run folders, weights included (a few MB each)
-    grep -qx "$(basename "$run_dir")" <<< "$before" || cp -r "$run_dir" "$out/"
+    grep -qx "$(basename "$run_dir")" <<< "$before" && continue
+    cp -r "$run_dir" "$out/"
+    rm -rf "$out/$(basename "$run_dir")/backup"  # a time-cut run's backup: weights and optimiser again
   done
   tail -n 3 "$out"/*_*.log
   echo "$failed of ${#jobs[@]} runs failed; run folders in $out"

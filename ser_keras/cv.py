@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
@@ -56,9 +57,12 @@ def format_fold_table(df: pd.DataFrame) -> str:
 def run_cv(config, runs_dir="runs", progress=True, verbose=1):
     """Train and test every fold of ``config.data.protocol``; returns (table, summary dir).
 
-    ``folds.csv`` names each fold's run folder beside its metrics."""
+    A fold whose identical run finished earlier under ``runs_dir`` is not trained again: its
+    scores are read back, so the same command goes on after an interruption (an unfinished fold
+    resumes from its backup, as `train` does). ``folds.csv`` names each fold's run folder beside
+    its metrics."""
     from .loading import load_data
-    from .runs import unique_dir
+    from .runs import FINISHED_MARKER, finished_run, split_table, unique_dir
     from .training import train
 
     data = load_data(config, progress=progress)
@@ -66,9 +70,14 @@ def run_cv(config, runs_dir="runs", progress=True, verbose=1):
     for index, fold in enumerate(data.folds):
         fold_config = copy.deepcopy(config)
         fold_config.data.fold = index
+        done = finished_run(runs_dir, fold_config, split_table(data.manifest, fold, {}))
         if verbose:
-            print(f"fold {index + 1}/{len(data.folds)}: {fold.name} {fold.sizes()}")
-        run_dir, metrics = train(fold_config, runs_dir=runs_dir, progress=progress, data=data, verbose=verbose)
+            print(f"fold {index + 1}/{len(data.folds)}: {fold.name} {fold.sizes()}"
+                  + (f": finished earlier in {done}, its scores are reused" if done else ""))
+        if done:
+            run_dir, metrics = done, json.loads((done / FINISHED_MARKER).read_text())
+        else:
+            run_dir, metrics = train(fold_config, runs_dir=runs_dir, progress=progress, data=data, verbose=verbose)
         fold_metrics.append(metrics)
         names.append(fold.name)
         run_dirs.append(str(run_dir))

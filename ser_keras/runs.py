@@ -104,19 +104,38 @@ def settings_of(saved: dict) -> dict:
     return {k: v for k, v in saved.items() if k != "environment"}
 
 
+def same_config_runs(runs_dir, config):
+    """Earlier run folders of exactly this resolved config (environment aside), newest first."""
+    resolved = config.to_dict()
+    for candidate in sorted(Path(runs_dir).glob(f"{config.arch}-{config.data.dataset}-*"), reverse=True):
+        saved = candidate / "config.json"
+        if saved.exists() and settings_of(json.loads(saved.read_text())) == resolved:
+            yield candidate
+
+
 def open_run_dir(runs_dir, config, resumable=lambda d: (d / "backup").is_dir()) -> tuple[Path, bool]:
     """A new run directory, or the resumable one (unfinished, or cut by its time limit: it has a
     backup) of an identical earlier command, reopened: no metrics.json until it ends again."""
-    runs_dir = Path(runs_dir)
-    resolved = config.to_dict()
-    prefix = f"{config.arch}-{config.data.dataset}-"
-    for candidate in sorted(runs_dir.glob(prefix + "*"), reverse=True):
-        saved = candidate / "config.json"
-        if saved.exists() and resumable(candidate):
-            if settings_of(json.loads(saved.read_text())) == resolved:
-                (candidate / FINISHED_MARKER).unlink(missing_ok=True)
-                return candidate, True
-    return unique_dir(runs_dir, prefix.rstrip("-")), False
+    for candidate in same_config_runs(runs_dir, config):
+        if resumable(candidate):
+            (candidate / FINISHED_MARKER).unlink(missing_ok=True)
+            return candidate, True
+    return unique_dir(Path(runs_dir), f"{config.arch}-{config.data.dataset}"), False
+
+
+def finished_run(runs_dir, config, split: pd.DataFrame) -> Path | None:
+    """The newest finished run of this config on exactly this ``split`` (path, part and label of
+    every file) that nothing will continue (no backup/), else None. `cv` reuses it, so a
+    cross-validation that was stopped goes on from its first unfinished fold."""
+    columns = ["path", "part", "label"]
+    wanted = split[columns].astype(str).reset_index(drop=True)
+    for candidate in same_config_runs(runs_dir, config):
+        if not (is_finished(candidate) and is_run_dir(candidate)) or (candidate / "backup").is_dir():
+            continue
+        saved = candidate / "split.csv"
+        if saved.is_file() and pd.read_csv(saved)[columns].astype(str).equals(wanted):
+            return candidate
+    return None
 
 
 def unique_dir(parent: Path, stem: str) -> Path:

@@ -2,6 +2,7 @@
 guarantees that make the numbers honest (no test file selects a checkpoint) and resumption."""
 
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -291,6 +292,21 @@ def test_cv_runs_every_loso_fold(corpus, tmp_path):
     folds = pd.read_csv(out / "folds.csv", index_col="fold")
     assert all((Path(d) / "metrics.json").exists() for d in folds["run_dir"].iloc[:3])
     assert len(list(tmp_path.glob("cldnn-synthetic-*"))) == 3
+
+    # The same command again (after an interruption, say) trains only the fold that is missing.
+    first_dirs = list(folds["run_dir"].iloc[:3])
+    shutil.rmtree(first_dirs[1])
+    again, again_out = run_cv(config, runs_dir=tmp_path, progress=False, verbose=0)
+    again_dirs = list(pd.read_csv(again_out / "folds.csv", index_col="fold")["run_dir"].iloc[:3])
+    assert again_dirs[0] == first_dirs[0] and again_dirs[2] == first_dirs[2] and again_dirs[1] != first_dirs[1]
+    assert again.loc[["loso-Actor_01", "loso-Actor_03"]].equals(table.loc[["loso-Actor_01", "loso-Actor_03"]])
+    assert len(list(tmp_path.glob("cldnn-synthetic-*"))) == 3
+
+    # A finished run is reused only on exactly its own split (config is fold 0's).
+    split = pd.read_csv(Path(first_dirs[0]) / "split.csv")
+    assert runs.finished_run(tmp_path, config, split) == Path(first_dirs[0])
+    moved = split.assign(part=split["part"].replace({"val": "train"}))
+    assert runs.finished_run(tmp_path, config, moved) is None
 
 
 @pytest.mark.parametrize("arch", ["cldnn", "bilstm_att_mtl"])

@@ -124,10 +124,10 @@ def open_run_dir(runs_dir, config, resumable=lambda d: (d / "backup").is_dir()) 
 
 
 def finished_run(runs_dir, config, split: pd.DataFrame) -> Path | None:
-    """The newest finished run of this config on exactly this ``split`` (path, part and label of
-    every file) that nothing will continue (no backup/), else None. `cv` reuses it, so a
+    """The newest finished run of this config on exactly this ``split`` (path, part, label and
+    size of every file) that nothing will continue (no backup/), else None. `cv` reuses it, so a
     cross-validation that was stopped goes on from its first unfinished fold."""
-    columns = ["path", "part", "label"]
+    columns = ["path", "part", "label", "bytes"]
     wanted = split[columns].astype(str).reset_index(drop=True)
     for candidate in same_config_runs(runs_dir, config):
         if not (is_finished(candidate) and is_run_dir(candidate)) or (candidate / "backup").is_dir():

@@ -104,12 +104,18 @@ def settings_of(saved: dict) -> dict:
     return {k: v for k, v in saved.items() if k != "environment"}
 
 
+def run_identity(settings: dict) -> dict:
+    """The settings that make two runs the same run: all but train.time_limit_minutes, which is
+    one invocation's budget, so a cut run may be continued with another limit or none."""
+    return {**settings, "train": {k: v for k, v in settings["train"].items() if k != "time_limit_minutes"}}
+
+
 def same_config_runs(runs_dir, config):
-    """Earlier run folders of exactly this resolved config (environment aside), newest first."""
-    resolved = config.to_dict()
+    """Earlier run folders of this resolved config (environment and time limit aside), newest first."""
+    wanted = run_identity(config.to_dict())
     for candidate in sorted(Path(runs_dir).glob(f"{config.arch}-{config.data.dataset}-*"), reverse=True):
         saved = candidate / "config.json"
-        if saved.exists() and settings_of(json.loads(saved.read_text())) == resolved:
+        if saved.exists() and run_identity(settings_of(json.loads(saved.read_text()))) == wanted:
             yield candidate
 
 

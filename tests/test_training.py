@@ -386,8 +386,8 @@ def test_early_stopping_in_a_resumed_run_counts_the_epochs_logged_before_it(tmp_
 
 
 def test_time_limited_run_ends_complete_and_the_same_command_continues_it(corpus, tmp_path):
-    """A cut run is scored like an early-stopped one, keeps its backup, and the same command goes
-    on from the next epoch in the same folder (here: cut again, one epoch later)."""
+    """A cut run is scored like an early-stopped one, keeps its backup, and the same command (any
+    time limit) goes on from the next epoch in the same folder (here: cut again, one epoch later)."""
     data_dir, cache = corpus
     config = tiny_config("strl_ser", data_dir, cache, epochs=4,
                          **{"train.patience": 10, "train.time_limit_minutes": 1e-6})
@@ -395,6 +395,8 @@ def test_time_limited_run_ends_complete_and_the_same_command_continues_it(corpus
     assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == [0]  # no epoch takes under 60 µs
     assert (run_dir / "metrics.json").exists() and 0 <= metrics["ua"] <= 1
     assert (run_dir / "backup").is_dir() and runs.check_run_dir(run_dir) == run_dir
+    # The limit is one invocation's budget, not part of the run: another limit continues it too.
+    config.train.time_limit_minutes = 2e-6
     again, _ = training.train(config, runs_dir=tmp_path, progress=False, verbose=0)
     assert again == run_dir and list(pd.read_csv(run_dir / "history.csv")["epoch"]) == [0, 1]
     assert runs.is_finished(run_dir)

@@ -121,7 +121,7 @@ def same_config_runs(runs_dir, config):
 
 def open_run_dir(runs_dir, config, resumable=lambda d: (d / "backup").is_dir()) -> tuple[Path, bool]:
     """A new run directory, or the resumable one (unfinished, or cut by its time limit: it has a
-    backup) of an identical earlier command, reopened: no metrics.json until it ends again."""
+    backup) of the same settings (time limit aside), reopened: no metrics.json until it ends again."""
     for candidate in same_config_runs(runs_dir, config):
         if resumable(candidate):
             (candidate / FINISHED_MARKER).unlink(missing_ok=True)

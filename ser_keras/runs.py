@@ -107,15 +107,20 @@ def settings_of(saved: dict) -> dict:
 def run_identity(settings: dict) -> dict:
     """The settings that make two runs the same run: all but train.time_limit_minutes, which is
     one invocation's budget, so a cut run may be continued with another limit or none."""
-    return {**settings, "train": {k: v for k, v in settings["train"].items() if k != "time_limit_minutes"}}
+    train = {k: v for k, v in settings.get("train", {}).items() if k != "time_limit_minutes"}
+    return {**settings, "train": train}
 
 
 def same_config_runs(runs_dir, config):
-    """Earlier run folders of this resolved config (environment and time limit aside), newest first."""
+    """Earlier run folders of this resolved config (environment and time limit aside), newest
+    first; a folder whose config.json is missing or unreadable (killed as it was written) is none."""
     wanted = run_identity(config.to_dict())
     for candidate in sorted(Path(runs_dir).glob(f"{config.arch}-{config.data.dataset}-*"), reverse=True):
-        saved = candidate / "config.json"
-        if saved.exists() and run_identity(settings_of(json.loads(saved.read_text()))) == wanted:
+        try:
+            saved = json.loads((candidate / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(saved, dict) and run_identity(settings_of(saved)) == wanted:
             yield candidate
 
 
@@ -138,9 +143,12 @@ def finished_run(runs_dir, config, split: pd.DataFrame) -> Path | None:
     for candidate in same_config_runs(runs_dir, config):
         if not (is_finished(candidate) and is_run_dir(candidate)) or (candidate / "backup").is_dir():
             continue
-        saved = candidate / "split.csv"
-        if saved.is_file() and pd.read_csv(saved)[columns].astype(str).equals(wanted):
-            return candidate
+        try:
+            saved = pd.read_csv(candidate / "split.csv")
+        except (OSError, ValueError):  # missing or empty
+            continue
+        if set(columns) <= set(saved.columns) and saved[columns].astype(str).equals(wanted):
+            return candidate  # (a split.csv from before its bytes column is not trusted)
     return None
 
 

@@ -308,6 +308,15 @@ def test_cv_runs_every_loso_fold(corpus, tmp_path):
     moved = split.assign(part=split["part"].replace({"val": "train"}))
     assert runs.finished_run(tmp_path, config, moved) is None
 
+    # Folders that cannot be read are passed over, not a traceback: a config.json cut short, and a
+    # split.csv from before its bytes column (the finished fold is then trained again).
+    broken = tmp_path / "cldnn-synthetic-20000101-000000"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"arch": "cld')
+    split.drop(columns="bytes").to_csv(Path(first_dirs[0]) / "split.csv", index=False)
+    assert runs.finished_run(tmp_path, config, split) is None
+    assert runs.open_run_dir(tmp_path, config)[1] is False
+
 
 @pytest.mark.parametrize("arch", ["cldnn", "bilstm_att_mtl"])
 def test_bfloat16_run_computes_in_bfloat16_and_reports_float32(arch, corpus, tmp_path):

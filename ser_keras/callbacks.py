@@ -7,6 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def monitor_mode(monitor: str) -> str:
+    """"max" for an accuracy, "min" for a loss: how a checkpoint or early stopping reads ``monitor``."""
+    return "max" if "acc" in monitor else "min"
+
+
 def logged_best(history: Path, monitor: str, mode: str):
     """(best value of ``monitor`` in a run's history.csv, its epoch, the last epoch logged), or
     None when nothing is logged yet (a new run)."""

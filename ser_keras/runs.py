@@ -136,12 +136,15 @@ def open_run_dir(runs_dir, config, resumable=lambda d: (d / "backup").is_dir()) 
 
 def finished_run(runs_dir, config, split: pd.DataFrame) -> Path | None:
     """The newest finished run of this config on exactly this ``split`` (path, part, label and
-    size of every file) that nothing will continue (no backup/), else None. `cv` reuses it, so a
-    cross-validation that was stopped goes on from its first unfinished fold."""
+    size of every file) that trained to its end and that nothing will continue (no backup/), else
+    None. `cv` reuses it, so a cross-validation that was stopped goes on from its first unfinished
+    fold."""
     columns = ["path", "part", "label", "bytes"]
     wanted = split[columns].astype(str).reset_index(drop=True)
     for candidate in same_config_runs(runs_dir, config):
         if not (is_finished(candidate) and is_run_dir(candidate)) or (candidate / "backup").is_dir():
+            continue
+        if not ran_its_course(candidate, config):
             continue
         try:
             saved = pd.read_csv(candidate / "split.csv")
@@ -150,6 +153,20 @@ def finished_run(runs_dir, config, split: pd.DataFrame) -> Path | None:
         if set(columns) <= set(saved.columns) and saved[columns].astype(str).equals(wanted):
             return candidate  # (a split.csv from before its bytes column is not trusted)
     return None
+
+
+def ran_its_course(run_dir: Path, config) -> bool:
+    """Whether a run's history reaches its end: all ``train.epochs``, or early stopping's patience
+    spent after the best epoch. A run cut by a time limit before backups were kept (it has
+    metrics.json and no backup/) does not, and `cv` must not take it for a finished fold."""
+    from .callbacks import logged_best, monitor_mode
+
+    monitor = config.recipe.monitor(config)
+    logged = logged_best(Path(run_dir) / "history.csv", monitor, monitor_mode(monitor))
+    if logged is None:
+        return False
+    _, best_epoch, last_epoch = logged
+    return last_epoch + 1 >= config.train.epochs or last_epoch - best_epoch >= config.train.patience
 
 
 def unique_dir(parent: Path, stem: str) -> Path:

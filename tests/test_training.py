@@ -1,6 +1,7 @@
 """train -> evaluate end to end on a tiny synthetic corpus, for every architecture, plus the
 guarantees that make the numbers honest (no test file selects a checkpoint) and resumption."""
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -307,6 +308,21 @@ def test_cv_runs_every_loso_fold(corpus, tmp_path):
     assert runs.finished_run(tmp_path, config, split) == Path(first_dirs[0])
     moved = split.assign(part=split["part"].replace({"val": "train"}))
     assert runs.finished_run(tmp_path, config, moved) is None
+
+    # ... and only if it trained to its end: all its epochs, or early stopping's patience spent.
+    # A run cut by a time limit before backups were kept (metrics.json, no backup/) is trained anew.
+    history = Path(first_dirs[0]) / "history.csv"
+    assert runs.ran_its_course(first_dirs[0], config)  # 1 epoch of 1
+    longer = copy.deepcopy(config)
+    longer.train.epochs = 5
+    assert not runs.ran_its_course(first_dirs[0], longer)  # 1 of 5, patience left
+    longer.train.patience = 0
+    assert runs.ran_its_course(first_dirs[0], longer)  # early stopping would have ended it there
+    logged = history.read_text()
+    history.write_text(logged.splitlines()[0] + "\n")  # no epoch logged
+    assert runs.finished_run(tmp_path, config, split) is None
+    history.write_text(logged)
+    assert runs.finished_run(tmp_path, config, split) == Path(first_dirs[0])
 
     # Folders that cannot be read are passed over, not a traceback: a config.json cut short, and a
     # split.csv from before its bytes column (the finished fold is then trained again).

@@ -162,7 +162,10 @@ def ran_its_course(run_dir: Path, config) -> bool:
     from .callbacks import logged_best, monitor_mode
 
     monitor = config.recipe.monitor(config)
-    logged = logged_best(Path(run_dir) / "history.csv", monitor, monitor_mode(monitor))
+    try:
+        logged = logged_best(Path(run_dir) / "history.csv", monitor, monitor_mode(monitor))
+    except (OSError, ValueError, KeyError):  # unreadable, or written by something else
+        return False
     if logged is None:
         return False
     _, best_epoch, last_epoch = logged

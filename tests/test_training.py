@@ -321,6 +321,8 @@ def test_cv_runs_every_loso_fold(corpus, tmp_path):
     logged = history.read_text()
     history.write_text(logged.splitlines()[0] + "\n")  # no epoch logged
     assert runs.finished_run(tmp_path, config, split) is None
+    history.write_text("val_loss\n0.5\n")  # no epoch column: not read as finished, not a traceback
+    assert runs.finished_run(tmp_path, config, split) is None
     history.write_text(logged)
     assert runs.finished_run(tmp_path, config, split) == Path(first_dirs[0])
 

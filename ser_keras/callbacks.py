@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def monitor_mode(monitor: str) -> str:
-    """"max" for an accuracy, "min" for a loss: how a checkpoint or early stopping reads ``monitor``."""
+    """How checkpoints and early stopping read ``monitor``: an accuracy up ("max"), a loss down ("min")."""
     return "max" if "acc" in monitor else "min"
 
 

@@ -124,8 +124,9 @@ def callbacks_for(run_dir: Path, recipe, config, sources, verbose: int):
     best checkpoint and early stopping on validation, history, NaN guard."""
     import keras
 
-    from .callbacks import (early_stopping_callback, logged_best, monitor_mode, recompute_batch_norm_callback,
-                            time_limit_callback, utterance_validation_callback)
+    from .callbacks import (early_stopping_callback, logged_best, monitor_mode,
+                            recompute_batch_norm_callback, time_limit_callback,
+                            utterance_validation_callback)
     from .data.batches import epoch_order_callback
 
     monitor = monitor_name(recipe, config)

@@ -67,6 +67,7 @@ class TrainConfig:
     bn_recompute_batches: int = 0     # >0: BatchNorm statistics recomputed over N training batches before each validation
     segment_weighting: str = "segment"  # strl_ser: every training segment counts once | every utterance counts once
     class_weighting: str = "none"     # none | balanced: every emotion class weighs the same in the loss
+    init_from: str | None = None      # a finished run folder whose weights the first epoch starts from (warmstart.py)
 
 
 @dataclass
@@ -214,6 +215,7 @@ RULES = {
     "train.bn_recompute_batches": _integer(0),
     "train.segment_weighting": _choice(SEGMENT_WEIGHTINGS),
     "train.class_weighting": _choice(CLASS_WEIGHTINGS),
+    "train.init_from": (lambda v: v is None or (isinstance(v, str) and bool(v)), "a run folder (or null)"),
 }
 
 

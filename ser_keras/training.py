@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import runs
+from . import runs, warmstart
 from .errors import ConfigError
 from .recipes.base import SEGMENTS
 
@@ -189,6 +189,8 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
         if not plan.train.order(0):
             raise ConfigError(f"{len(fold.train)} training utterances are too few to split over {devices} devices")
         compile_model(plan.target, recipe, config, len(plan.train), len(data.class_names))
+        if config.train.init_from:  # (a resumed run's weights then come back from its backup)
+            warmstart.start_from(plan.run_model.model, config, data.manifest, fold, data.class_names)
 
         run_dir, resumed = runs.open_run_dir(runs_dir, config)
         if not resumed:
@@ -196,7 +198,7 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
             runs.write_header(run_dir, config, command or runs.current_command(), data.class_names, split)
         elif verbose:
             print(f"resuming run {run_dir} from its backup")
-        if not resumed:  # a resumed run's statistics come back from its backup
+        if not (resumed or config.train.init_from):  # else the statistics come from the backup / source run
             start_batch_norm_from(plan.target, plan.train)
         fit_callbacks = callbacks_for(run_dir, recipe, config, (plan.train, plan.val), verbose)
         plan.target.fit(as_loader(plan.train), validation_data=as_loader(plan.val), epochs=config.train.epochs,

@@ -1,0 +1,63 @@
+"""Warm start (``--set train.init_from=RUN_DIR``): a run that begins from another run's weights.
+
+For going on from a finished run whose backup is gone (a longer schedule), or for fine-tuning a
+model trained on one corpus on another. The source run's whole model (front-end normalisation
+statistics, BatchNorm moving statistics and network) is loaded before the first epoch; the
+optimiser starts afresh, and checkpoint selection and early stopping start from this run's first
+epoch. Refused, with one line, when the source is not a finished run of the same architecture and
+classes, or when its training or validation part holds any file this run tests on (a warm start
+must not carry test data into the model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import runs
+from .errors import ConfigError
+
+
+def start_from(model, config, manifest: pd.DataFrame, fold, class_names: list) -> Path:
+    """Load ``config.train.init_from``'s weights into ``model`` after the checks; returns its folder."""
+    source = runs.check_run_dir(config.train.init_from)
+    source_arch = runs.read_config(source).arch
+    if source_arch != config.arch:
+        raise ConfigError(f"train.init_from: '{source}' is a {source_arch} run; this run trains {config.arch}")
+    if runs.read_classes(source) != list(class_names):
+        raise ConfigError(f"train.init_from: '{source}' has the classes {runs.read_classes(source)}; "
+                          f"this run has {list(class_names)}")
+    shared = leaked_files(runs.read_split(source), manifest, fold)
+    if shared:
+        raise ConfigError(f"train.init_from: '{source}' trained or validated on {len(shared)} file(s) of this "
+                          f"run's test part (e.g. {sorted(shared)[0]}); start from a run of the same split")
+    try:
+        model.load_weights(source / "model.keras")
+    except ValueError as error:  # layer shapes differ (another front end, model size, clip length)
+        raise ConfigError(f"train.init_from: '{source}''s model does not fit this run's: "
+                          f"{str(error).splitlines()[0]}") from None
+    return source
+
+
+def leaked_files(source_split: pd.DataFrame, manifest: pd.DataFrame, fold) -> set:
+    """Names of this fold's test files that the source run trained or validated on. A file is
+    known by its name and size, not its full path: the source may have been trained on another
+    machine, under another corpus root (a split.csv from before its bytes column: by name alone,
+    which can only refuse more)."""
+    seen = source_split[source_split["part"].isin(["train", "val"])]
+    tested = manifest.iloc[[int(p) for p in fold.test]]["path"].map(str)
+    with_sizes = "bytes" in seen
+    seen_keys = set(zip(seen["path"].map(file_name), seen["bytes"].astype(int) if with_sizes else [0] * len(seen)))
+    return {file_name(p) for p in tested if (file_name(p), size_of(p) if with_sizes else 0) in seen_keys}
+
+
+def file_name(path) -> str:
+    return Path(str(path)).name
+
+
+def size_of(path) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return -1  # as split.csv records a missing file

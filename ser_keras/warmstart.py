@@ -11,6 +11,8 @@ must not carry test data into the model).
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -32,12 +34,26 @@ def start_from(model, config, manifest: pd.DataFrame, fold, class_names: list) -
     if shared:
         raise ConfigError(f"train.init_from: '{source}' trained or validated on {len(shared)} file(s) of this "
                           f"run's test part (e.g. {sorted(shared)[0]}); start from a run of the same split")
-    try:
-        model.load_weights(source / "model.keras")
-    except ValueError as error:  # layer shapes differ (another front end, model size, clip length)
-        raise ConfigError(f"train.init_from: '{source}''s model does not fit this run's: "
-                          f"{str(error).splitlines()[0]}") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(source / "model.keras")
+        except ValueError as error:  # layer shapes differ (another front end, model size, clip length)
+            raise ConfigError(f"train.init_from: '{source}''s model does not fit this run's: "
+                              f"{shape_difference(str(error))}") from None
+    for warning in caught:  # model.keras also holds the source's optimiser; it starts afresh here
+        if "Skipping variable loading for optimizer" not in str(warning.message):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return source
+
+
+def shape_difference(message: str) -> str:
+    """Keras' load error (which prints whole weight arrays) cut to the first mismatched variable."""
+    here = re.search(r"path=([^,]+), shape=(\([^)]*\))", message)
+    there = re.search(r"value\.shape=(\([^)]*\))", message)
+    if not (here and there):
+        return message.splitlines()[0]
+    return f"{here.group(1)} has the shape {here.group(2)} here and {there.group(1)} in the source"
 
 
 def leaked_files(source_split: pd.DataFrame, manifest: pd.DataFrame, fold) -> set:

@@ -454,3 +454,53 @@ def test_bn_recompute_runs_before_every_validation_of_fit(corpus, tmp_path, monk
     assert calls == [2, 2]  # once per epoch, not for the test report after fit
     history = pd.read_csv(run_dir / "history.csv")
     assert len(history) == 2 and history["val_loss"].notna().all()
+
+
+class WeightsAtStart(keras.callbacks.Callback):
+    """The trained model's weights as the first epoch begins (after any backup was restored)."""
+
+    def on_train_begin(self, logs=None):
+        self.weights = [np.array(w) for w in self.model.get_weights()]
+
+
+def test_warm_start_begins_from_the_source_run_and_refuses_its_test_files(corpus, tmp_path):
+    """train.init_from: the first epoch starts from the source run's saved weights (network,
+    normalisation and BatchNorm statistics alike); a source of another architecture, or one that
+    trained on any file this run tests on, is one ConfigError and leaves no run folder."""
+    from ser_keras.errors import RunDirError
+
+    data_dir, cache = corpus
+    source, _ = training.train(tiny_config("strl_ser", data_dir, cache, epochs=1), runs_dir=tmp_path / "a",
+                               progress=False, verbose=0)
+    want = runs.load_model(source).get_weights()
+    start = WeightsAtStart()
+    warm = tiny_config("strl_ser", data_dir, cache, epochs=1, **{"train.init_from": str(source)})
+    run_dir, _ = training.train(warm, runs_dir=tmp_path / "b", progress=False, verbose=0, extra_callbacks=[start])
+    assert len(start.weights) == len(want)
+    for got, expected in zip(start.weights, want):
+        np.testing.assert_array_equal(got, expected)
+    assert json.loads((run_dir / "config.json").read_text())["train"]["init_from"] == str(source)
+
+    cold = WeightsAtStart()  # the same run without init_from starts elsewhere (the test can tell)
+    training.train(tiny_config("strl_ser", data_dir, cache, epochs=1), runs_dir=tmp_path / "c",
+                   progress=False, verbose=0, extra_callbacks=[cold])
+    assert any(not np.array_equal(a, b) for a, b in zip(cold.weights, want))
+
+    refused = tmp_path / "refused"
+    other_split = tiny_config("strl_ser", data_dir, cache, epochs=1, protocol="speaker",
+                              **{"train.init_from": str(source)})
+    with pytest.raises(ConfigError, match=r"trained or validated on \d+ file\(s\) of this run's test part"):
+        training.train(other_split, runs_dir=refused, progress=False, verbose=0)
+    other_arch = tiny_config("cldnn", data_dir, cache, epochs=1, **{"train.init_from": str(source)})
+    with pytest.raises(ConfigError, match="is a strl_ser run; this run trains cldnn"):
+        training.train(other_arch, runs_dir=refused, progress=False, verbose=0)
+    wider = tiny_config("strl_ser", data_dir, cache, epochs=1,
+                        **{"train.init_from": str(source), "model.utterance_units": 24})
+    with pytest.raises(ConfigError, match=r"utterance_dense/kernel has the shape \(1582, 24\) here and \(1582, 16\)"):
+        training.train(wider, runs_dir=refused, progress=False, verbose=0)
+    missing = tiny_config("strl_ser", data_dir, cache, epochs=1, **{"train.init_from": str(tmp_path / "none")})
+    with pytest.raises(RunDirError, match="does not exist"):
+        training.train(missing, runs_dir=refused, progress=False, verbose=0)
+    assert not refused.exists() or not any(refused.iterdir())
+    with pytest.raises(ConfigError, match="train.init_from must be a run folder"):
+        tiny_config("strl_ser", data_dir, cache, **{"train.init_from": ""})

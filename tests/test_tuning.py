@@ -249,7 +249,7 @@ def test_a_silent_worker_loses_its_trial_and_no_longer_holds_up_the_search(tmp_p
 
 
 @pytest.mark.parametrize("case", ["unknown_hparam", "zero_trials", "other_arch", "unreachable_oracle",
-                                  "bad_oracle_address"])
+                                  "bad_oracle_address", "init_from"])
 def test_bad_input_is_one_error_line(case, corpus, first_search, tmp_path):
     search_dir = first_search[0]
     args = {
@@ -260,13 +260,14 @@ def test_bad_input_is_one_error_line(case, corpus, first_search, tmp_path):
                                         "--connect-timeout", 1, "--search-dir", tmp_path / "s"),
         "bad_oracle_address": tune_args(corpus, "--worker", "w1", "--oracle", "no-port-here",
                                         "--search-dir", tmp_path / "s"),
+        "init_from": tune_args(corpus, "--set", f"train.init_from={tmp_path}", "--runs-dir", tmp_path),
     }[case]
     code, out, err = run_here(args)
     lines = err.strip().splitlines()
     assert code != 0 and len(lines) == 1 and lines[0].startswith("error: "), err
     expected = {"unknown_hparam": "model.no_such_thing", "zero_trials": "--max-trials",
                 "other_arch": "--arch cldnn", "unreachable_oracle": "cannot reach the chief",
-                "bad_oracle_address": "HOST:PORT"}[case]
+                "bad_oracle_address": "HOST:PORT", "init_from": "train.init_from applies to train and cv"}[case]
     assert expected in lines[0]
     assert not list(tmp_path.glob("tune-*"))  # nothing half-made
 

@@ -107,6 +107,8 @@ def run_search(config, options: SearchOptions, role: Role, fixed_keys=(), out=pr
     if str(base.train.devices) != "1":  # trials would build their batches outside the device scope
         raise ConfigError("tune runs each trial on one device (train.devices=1); spread a search over "
                           "devices or machines with --chief / --worker instead")
+    if base.train.init_from:  # trials build models of their own shapes, each from scratch
+        raise ConfigError("train.init_from applies to train and cv, not to tune: every trial starts from scratch")
     recipe = base.recipe
     fixed_hp, pinned = fixed_hyperparameters(recipe, base, fixed_keys)
     path, meta = locate(options, base, role)

@@ -103,14 +103,7 @@ def row(run_dir: Path) -> dict | None:
     metrics = json.loads(metrics_path.read_text())
     config = json.loads((run_dir / "config.json").read_text())
     env = config.get("environment", {})
-    history = run_dir / "history.csv"
-    epochs = "—"
-    if history.is_file() and history.stat().st_size:
-        h = pd.read_csv(history)
-        monitor = metrics.get("checkpoint_selection", "val_loss").split()[0]  # what selected the checkpoint
-        monitor = monitor if monitor in h else "val_loss"
-        best = h[monitor].idxmax() if "acc" in monitor else h[monitor].idxmin()
-        epochs = f"{len(h)} ({int(best) + 1})"
+    epochs = epochs_column(run_dir, metrics, config)
     baseline = run_dir / "baseline-svm" / "metrics.json"
     svm = "—"
     if baseline.is_file():
@@ -133,6 +126,36 @@ def row(run_dir: Path) -> dict | None:
         "run": run_name(run_dir) + (f" ({env['code']})" if env.get("code") else ""),
         "command": f"`{command}`",
     }
+
+
+def trained_and_best(run_dir: Path, metrics: dict) -> tuple[int, int] | None:
+    """(epochs in history.csv, the 1-based epoch that selected the checkpoint), or None."""
+    history = run_dir / "history.csv"
+    if not (history.is_file() and history.stat().st_size):
+        return None
+    h = pd.read_csv(history)
+    monitor = metrics.get("checkpoint_selection", "val_loss").split()[0]  # what selected the checkpoint
+    monitor = monitor if monitor in h else "val_loss"
+    best = h[monitor].idxmax() if "acc" in monitor else h[monitor].idxmin()
+    return len(h), int(best) + 1
+
+
+def epochs_column(run_dir: Path, metrics: dict, config: dict) -> str:
+    """"trained (best)"; a run warm-started from another (train.init_from) counts on from the
+    source's best epoch, whose weights it started from: "120 + 48 (120 + 30)" when the source's
+    record sits beside it, else "48 (30) after <source>"."""
+    own = trained_and_best(run_dir, metrics)
+    if own is None:
+        return "—"
+    source = (config.get("train") or {}).get("init_from")
+    if not source:
+        return f"{own[0]} ({own[1]})"
+    record = run_dir.parent / Path(source).name
+    before = (trained_and_best(record, json.loads((record / "metrics.json").read_text()))
+              if (record / "metrics.json").is_file() else None)
+    if before is None:
+        return f"{own[0]} ({own[1]}) after {Path(source).name}"
+    return f"{before[1]} + {own[0]} ({before[1]} + {own[1]})"
 
 
 def dataset_name(config: dict) -> str:

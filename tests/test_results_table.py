@@ -51,6 +51,20 @@ def test_rows_carry_every_figure_from_the_run_files(tmp_path):
     assert "| cldnn |" in text and "speed 70.0 / 65.0" in text
 
 
+def test_a_warm_started_run_counts_on_from_its_source_s_best_epoch(tmp_path):
+    module = results_table()
+    source = fake_run(tmp_path, "cldnn-ravdess-1", "cldnn", 0.7)  # 3 epochs, best 2
+    warm = fake_run(tmp_path, "cldnn-ravdess-2", "cldnn", 0.8)
+    config = json.loads((warm / "config.json").read_text())
+    config["train"] = {"init_from": "runs/cldnn-ravdess-1"}
+    (warm / "config.json").write_text(json.dumps(config))
+    (warm / "history.csv").write_text("epoch,val_loss\n0,0.4\n1,0.3\n2,0.35\n3,0.5\n")
+    assert module.row(warm)["epochs (best)"] == "2 + 4 (2 + 2)"
+    for name in ("metrics.json", "history.csv"):
+        (source / name).unlink()  # the source's record is not beside it
+    assert module.row(warm)["epochs (best)"] == "4 (2) after cldnn-ravdess-1"
+
+
 def test_a_csv_corpus_is_named_by_its_manifest(tmp_path):
     """Two corpora read as ``--dataset csv`` are told apart by their manifest's name."""
     module = results_table()

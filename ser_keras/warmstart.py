@@ -5,8 +5,8 @@ model trained on one corpus on another. The source run's whole model (front-end 
 statistics, BatchNorm moving statistics and network) is loaded before the first epoch; the
 optimiser starts afresh, and checkpoint selection and early stopping start from this run's first
 epoch. Refused, with one line, when the source is not a finished run of the same architecture and
-classes, or when its training or validation part holds any file this run tests on (a warm start
-must not carry test data into the model).
+classes, or when its training or validation part (or that of a run it was itself warm-started
+from) holds any file this run tests on: a warm start must not carry test data into the model.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ def start_from(model, config, manifest: pd.DataFrame, fold, class_names: list) -
     if runs.read_classes(source) != list(class_names):
         raise ConfigError(f"train.init_from: '{source}' has the classes {runs.read_classes(source)}; "
                           f"this run has {list(class_names)}")
-    shared = leaked_files(runs.read_split(source), manifest, fold)
-    if shared:
-        raise ConfigError(f"train.init_from: '{source}' trained or validated on {len(shared)} file(s) of this "
-                          f"run's test part (e.g. {sorted(shared)[0]}); start from a run of the same split")
+    for ancestor in lineage(source):  # the source, and the runs it was itself warm-started from
+        shared = leaked_files(source_split(ancestor), manifest, fold)
+        if shared:
+            raise ConfigError(f"train.init_from: '{ancestor}' trained or validated on {len(shared)} file(s) of "
+                              f"this run's test part (e.g. {sorted(shared)[0]}); start from a run of the same split")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -45,6 +46,31 @@ def start_from(model, config, manifest: pd.DataFrame, fold, class_names: list) -
         if "Skipping variable loading for optimizer" not in str(warning.message):
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return source
+
+
+def lineage(source: Path) -> list:
+    """``source`` and every run it was warm-started from in turn: their weights all carry what
+    those runs trained on. An ancestor that is not here cannot be checked, so it is refused."""
+    chain = [source]
+    while parent := runs.read_config(chain[-1]).train.init_from:
+        if not runs.is_run_dir(parent) or not runs.is_finished(parent):
+            raise ConfigError(f"train.init_from: '{chain[-1]}' started from '{parent}', which is not a finished "
+                              f"run folder here, so its training files cannot be checked against this run's test part")
+        if Path(parent).resolve() in {run.resolve() for run in chain}:
+            break  # (a cycle cannot be made by train; a hand-edited config could)
+        chain.append(Path(parent))
+    return chain
+
+
+def source_split(run_dir: Path) -> pd.DataFrame:
+    try:
+        split = runs.read_split(run_dir)
+    except ValueError:  # pandas: empty or unparsable
+        split = pd.DataFrame()
+    if not {"path", "part"} <= set(split.columns):
+        raise ConfigError(f"train.init_from: '{run_dir}/split.csv' does not list its files' parts; it cannot be "
+                          f"checked against this run's test part")
+    return split
 
 
 def shape_difference(message: str) -> str:
@@ -64,7 +90,8 @@ def leaked_files(source_split: pd.DataFrame, manifest: pd.DataFrame, fold) -> se
     seen = source_split[source_split["part"].isin(["train", "val"])]
     tested = manifest.iloc[[int(p) for p in fold.test]]["path"].map(str)
     with_sizes = "bytes" in seen
-    seen_keys = set(zip(seen["path"].map(file_name), seen["bytes"].astype(int) if with_sizes else [0] * len(seen)))
+    sizes = pd.to_numeric(seen["bytes"], errors="coerce").fillna(-1).astype(int) if with_sizes else [0] * len(seen)
+    seen_keys = set(zip(seen["path"].map(file_name), sizes))
     return {file_name(p) for p in tested if (file_name(p), size_of(p) if with_sizes else 0) in seen_keys}
 
 

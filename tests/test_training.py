@@ -491,6 +491,20 @@ def test_warm_start_begins_from_the_source_run_and_refuses_its_test_files(corpus
                               **{"train.init_from": str(source)})
     with pytest.raises(ConfigError, match=r"trained or validated on \d+ file\(s\) of this run's test part"):
         training.train(other_split, runs_dir=refused, progress=False, verbose=0)
+    # A run warm-started from `source` carries what `source` trained on: its test-file check
+    # follows the chain (here the middle run's split is rewritten to hold no training files).
+    middle = tmp_path / "middle"
+    shutil.copytree(run_dir, middle)
+    pd.read_csv(middle / "split.csv").assign(part="test").to_csv(middle / "split.csv", index=False)
+    chained = tiny_config("strl_ser", data_dir, cache, epochs=1, protocol="speaker",
+                          **{"train.init_from": str(middle)})
+    with pytest.raises(ConfigError, match=f"'{source}' trained or validated on"):
+        training.train(chained, runs_dir=refused, progress=False, verbose=0)
+    saved = json.loads((middle / "config.json").read_text())
+    saved["train"]["init_from"] = str(tmp_path / "gone")
+    (middle / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="which is not a finished run folder here"):
+        training.train(chained, runs_dir=refused, progress=False, verbose=0)
     other_arch = tiny_config("cldnn", data_dir, cache, epochs=1, **{"train.init_from": str(source)})
     with pytest.raises(ConfigError, match="is a strl_ser run; this run trains cldnn"):
         training.train(other_arch, runs_dir=refused, progress=False, verbose=0)

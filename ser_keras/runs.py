@@ -120,8 +120,20 @@ def same_config_runs(runs_dir, config):
             saved = json.loads((candidate / "config.json").read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(saved, dict) and run_identity(settings_of(saved)) == wanted:
+        if isinstance(saved, dict) and run_identity(in_current_shape(settings_of(saved))) == wanted:
             yield candidate
+
+
+def in_current_shape(settings: dict) -> dict:
+    """Saved settings as this code writes them: a key added since the run was made takes its
+    default (which does what the code did before it), a removed key is dropped; so adding a
+    setting does not stop earlier runs from being continued. Malformed settings: as they are."""
+    from .config import RunConfig
+
+    try:
+        return RunConfig.from_dict(settings).to_dict()
+    except (KeyError, TypeError, AttributeError):
+        return settings
 
 
 def open_run_dir(runs_dir, config, resumable=lambda d: (d / "backup").is_dir()) -> tuple[Path, bool]:

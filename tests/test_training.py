@@ -422,7 +422,11 @@ def test_time_limited_run_ends_complete_and_the_same_command_continues_it(corpus
     assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == [0]  # no epoch takes under 60 µs
     assert (run_dir / "metrics.json").exists() and 0 <= metrics["ua"] <= 1
     assert (run_dir / "backup").is_dir() and runs.check_run_dir(run_dir) == run_dir
-    # The limit is one invocation's budget, not part of the run: another limit continues it too.
+    # The limit is one invocation's budget, not part of the run: another limit continues it too;
+    # and so does a run saved before a setting was added (here: its config.json lacks init_from).
+    saved = json.loads((run_dir / "config.json").read_text())
+    del saved["train"]["init_from"]
+    (run_dir / "config.json").write_text(json.dumps(saved))
     config.train.time_limit_minutes = 2e-6
     again, _ = training.train(config, runs_dir=tmp_path, progress=False, verbose=0)
     assert again == run_dir and list(pd.read_csv(run_dir / "history.csv")["epoch"]) == [0, 1]

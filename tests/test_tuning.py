@@ -165,8 +165,13 @@ def test_a_search_saved_before_a_setting_existed_still_matches_at_its_default():
 
 
 def test_same_command_with_more_trials_continues_the_search(first_search, corpus):
+    from tuning.searchdir import META_FILE
+
     search_dir, _, _ = first_search
     before = pd.read_csv(search_dir / "trials.csv")
+    meta = json.loads((search_dir / META_FILE).read_text())  # as saved before train.init_from existed:
+    del meta["config"]["train"]["init_from"]                 # found all the same
+    (search_dir / META_FILE).write_text(json.dumps(meta))
     code, out, err = run_here(tune_args(corpus, "--max-trials", 4, "--runs-dir", search_dir.parent))
     assert code == 0, err
     assert f"search directory: {search_dir} (continuing: 3 trials done)" in out

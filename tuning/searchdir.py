@@ -79,11 +79,11 @@ def locate(options, base, role) -> tuple[Path | None, dict | None]:
     if role.kind == "worker":
         raise ConfigError("--worker needs --search-dir DIR: the chief's search folder, on a file system the "
                           "chief and every worker see")
-    wanted = {"arch": base.arch, "tuner": options.tuner, "config": _plain(base.to_dict())}
     root = Path(options.runs_dir)
     for candidate in sorted(root.glob(f"tune-{base.arch}-{base.data.dataset}-*"), reverse=True):
-        meta = read_meta(candidate)
-        if meta and {k: meta.get(k) for k in wanted} == wanted:
+        meta = read_meta(candidate)  # (a search saved before a setting existed matches at its default)
+        if (meta and (meta.get("arch"), meta.get("tuner")) == (base.arch, options.tuner)
+                and not differences(meta.get("config", {}), base.to_dict())):
             return candidate, meta
     return None, None
 

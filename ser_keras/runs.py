@@ -136,13 +136,18 @@ def in_current_shape(settings: dict) -> dict:
         return settings
 
 
-def open_run_dir(runs_dir, config, resumable=lambda d: (d / "backup").is_dir()) -> tuple[Path, bool]:
+def resumable_run(runs_dir, config) -> Path | None:
+    """The run of the same settings (time limit aside) that has a backup to go on from, if any."""
+    return next((d for d in same_config_runs(runs_dir, config) if (d / "backup").is_dir()), None)
+
+
+def open_run_dir(runs_dir, config) -> tuple[Path, bool]:
     """A new run directory, or the resumable one (unfinished, or cut by its time limit: it has a
     backup) of the same settings (time limit aside), reopened: no metrics.json until it ends again."""
-    for candidate in same_config_runs(runs_dir, config):
-        if resumable(candidate):
-            (candidate / FINISHED_MARKER).unlink(missing_ok=True)
-            return candidate, True
+    candidate = resumable_run(runs_dir, config)
+    if candidate is not None:
+        (candidate / FINISHED_MARKER).unlink(missing_ok=True)
+        return candidate, True
     return unique_dir(Path(runs_dir), f"{config.arch}-{config.data.dataset}"), False
 
 

@@ -189,7 +189,7 @@ def train(config, runs_dir="runs", command: str | None = None, progress: bool = 
         if not plan.train.order(0):
             raise ConfigError(f"{len(fold.train)} training utterances are too few to split over {devices} devices")
         compile_model(plan.target, recipe, config, len(plan.train), len(data.class_names))
-        if config.train.init_from:  # (a resumed run's weights then come back from its backup)
+        if config.train.init_from and not runs.resumable_run(runs_dir, config):  # else: from its backup
             warmstart.start_from(plan.run_model.model, config, data.manifest, fold, data.class_names)
 
         run_dir, resumed = runs.open_run_dir(runs_dir, config)

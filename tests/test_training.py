@@ -522,3 +522,12 @@ def test_warm_start_begins_from_the_source_run_and_refuses_its_test_files(corpus
     assert not refused.exists() or not any(refused.iterdir())
     with pytest.raises(ConfigError, match="train.init_from must be a run folder"):
         tiny_config("strl_ser", data_dir, cache, **{"train.init_from": ""})
+
+    # A warm-started run cut by its time limit goes on from its own backup, source or not.
+    cut = tiny_config("strl_ser", data_dir, cache, epochs=2,
+                      **{"train.init_from": str(source), "train.time_limit_minutes": 1e-6})
+    cut_dir, _ = training.train(cut, runs_dir=tmp_path / "d", progress=False, verbose=0)
+    assert (cut_dir / "backup").is_dir()
+    shutil.rmtree(source)
+    again, _ = training.train(cut, runs_dir=tmp_path / "d", progress=False, verbose=0)
+    assert again == cut_dir and list(pd.read_csv(cut_dir / "history.csv")["epoch"]) == [0, 1]

@@ -27,8 +27,9 @@ def start_from(model, config, manifest: pd.DataFrame, fold, class_names: list) -
     source_arch = runs.read_config(source).arch
     if source_arch != config.arch:
         raise ConfigError(f"train.init_from: '{source}' is a {source_arch} run; this run trains {config.arch}")
-    if runs.read_classes(source) != list(class_names):
-        raise ConfigError(f"train.init_from: '{source}' has the classes {runs.read_classes(source)}; "
+    source_classes = runs.read_classes(source)
+    if source_classes != list(class_names):
+        raise ConfigError(f"train.init_from: '{source}' has the classes {source_classes}; "
                           f"this run has {list(class_names)}")
     for ancestor in lineage(source):  # the source, and the runs it was itself warm-started from
         shared = leaked_files(source_split(ancestor), manifest, fold)

@@ -39,14 +39,12 @@ def _plain(value):
 
 
 def differences(saved: dict, config: dict, ignore=()) -> list[str]:
-    """Settings that differ. A setting the saved search does not have (added by a later version)
-    counts only when it is not at its default."""
-    from ser_keras.config import RunConfig
+    """Settings that differ. The saved search is read in today's shape, as `train` reads a saved
+    run (``runs.in_current_shape``): a setting added by a later version counts at its default."""
+    from ser_keras.runs import in_current_shape
 
-    a, b = _flat("", _plain(saved), {}), _flat("", _plain(config), {})
-    defaults = _flat("", _plain(RunConfig().to_dict()), {})
-    return sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k) != b.get(k)
-                  and not (k not in a and k in defaults and b.get(k) == defaults[k]))
+    a, b = _flat("", _plain(in_current_shape(saved)), {}), _flat("", _plain(config), {})
+    return sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k) != b.get(k))
 
 
 def check_matches(path: Path, meta: dict, base, tuner: str, ignore=()) -> None:
